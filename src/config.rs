@@ -1,0 +1,322 @@
+//! Configuration: `config/hotline.toml` (or `--config`), with environment overrides, checked at
+//! start so a mistake stops the service with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use ticketing::Hotline;
+use ticketing::calendar::{CalendarConfig, WorkCalendar};
+use ticketing::category::Catalogue;
+use ticketing::department::Directory;
+use ticketing::sla::{Sla, SlaConfig};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite database, recordings and models live (relative to the working directory).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; empty means `sqlite://<data_dir>/hotline.db`.
+    #[serde(default)]
+    pub database_url: String,
+    /// The category catalogue, relative to this file.
+    #[serde(default = "default_categories")]
+    pub categories: PathBuf,
+    /// The department list, relative to this file.
+    #[serde(default = "default_departments")]
+    pub departments: PathBuf,
+    /// HTTP server settings.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// SIP settings.
+    #[serde(default)]
+    pub sip: SipConfig,
+    /// The hotlines this centre runs.
+    #[serde(default, rename = "hotline")]
+    pub hotlines: Vec<Hotline>,
+    /// Working calendar.
+    #[serde(default)]
+    pub calendar: CalendarConfig,
+    /// Time limits.
+    #[serde(default)]
+    pub sla: SlaConfig,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the API and console listen on.
+    pub listen: String,
+    /// How long a login lasts.
+    pub session_hours: u32,
+    /// Failed logins allowed per user and address within `login_window_minutes`.
+    pub login_attempts: u32,
+    /// The window for `login_attempts`.
+    pub login_window_minutes: u32,
+    /// Send the session cookie with `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            session_hours: 12,
+            login_attempts: 5,
+            login_window_minutes: 15,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address the SIP gateway listens on (UDP and TCP).
+    pub listen: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "0.0.0.0:5060".into(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_categories() -> PathBuf {
+    PathBuf::from("categories.toml")
+}
+fn default_departments() -> PathBuf {
+    PathBuf::from("departments.toml")
+}
+
+/// The environment variables that override the file, with the key each replaces.
+const OVERRIDES: [(&str, &str); 4] = [
+    ("HOTLINE_HTTP_LISTEN", "http.listen"),
+    ("HOTLINE_SIP_LISTEN", "sip.listen"),
+    ("HOTLINE_DATA_DIR", "data_dir"),
+    ("HOTLINE_DATABASE_URL", "database_url"),
+];
+
+/// Everything loaded and checked: the config plus the policy files it points at.
+pub struct Loaded {
+    /// The configuration after environment overrides.
+    pub config: Config,
+    /// Parsed `http.listen`.
+    pub http_listen: SocketAddr,
+    /// Parsed `sip.listen`.
+    pub sip_listen: SocketAddr,
+    /// Categories.
+    pub catalogue: Catalogue,
+    /// Departments.
+    pub directory: Directory,
+    /// SLA policy on the calendar.
+    pub sla: Sla,
+}
+
+impl Loaded {
+    /// The database URL: the configured one, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.config.database_url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.config.data_dir.join("hotline.db").display()
+            )
+        } else {
+            self.config.database_url.clone()
+        }
+    }
+}
+
+/// Reads and checks the configuration at `path`, applying `env` (the process environment in
+/// production, a fixed list in tests).
+pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let mut config: Config = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    for (var, key) in OVERRIDES {
+        let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match key {
+            "http.listen" => config.http.listen = value,
+            "sip.listen" => config.sip.listen = value,
+            "data_dir" => config.data_dir = PathBuf::from(value),
+            "database_url" => config.database_url = value,
+            _ => unreachable!("every override key is handled"),
+        }
+    }
+    let source = |key: &str| {
+        OVERRIDES
+            .iter()
+            .find(|(_, k)| *k == key)
+            .and_then(|(var, _)| {
+                env(var)
+                    .filter(|v| !v.is_empty())
+                    .map(|_| format!(" (from {var})"))
+            })
+            .unwrap_or_default()
+    };
+    let http_listen: SocketAddr = config.http.listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "http.listen{}: `{}` is not an address like 127.0.0.1:8080",
+            source("http.listen"),
+            config.http.listen
+        )
+    })?;
+    let sip_listen: SocketAddr = config.sip.listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "sip.listen{}: `{}` is not an address like 0.0.0.0:5060",
+            source("sip.listen"),
+            config.sip.listen
+        )
+    })?;
+    let url = &config.database_url;
+    if !url.is_empty()
+        && !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|p| url.starts_with(p))
+    {
+        bail!(
+            "database_url{}: `{url}` is neither sqlite://PATH nor postgres://...",
+            source("database_url")
+        );
+    }
+    if config.http.session_hours == 0 {
+        bail!("http.session_hours: must be at least 1");
+    }
+    if config.http.login_attempts == 0 || config.http.login_window_minutes == 0 {
+        bail!("http.login_attempts and http.login_window_minutes: must be at least 1");
+    }
+    if config.hotlines.is_empty() {
+        bail!("hotline: configure at least one [[hotline]] with a number and a name");
+    }
+    for (i, h) in config.hotlines.iter().enumerate() {
+        if h.number.is_empty()
+            || !h.number.bytes().all(|b| b.is_ascii_alphanumeric())
+            || h.number.len() > 16
+        {
+            bail!(
+                "hotline[{i}].number: `{}` must be 1-16 letters or digits",
+                h.number
+            );
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let categories_path = base.join(&config.categories);
+    let catalogue = Catalogue::from_toml(&read(&categories_path, "categories")?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", categories_path.display()))?;
+    let departments_path = base.join(&config.departments);
+    let directory = Directory::from_toml(&read(&departments_path, "departments")?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", departments_path.display()))?;
+    for c in catalogue.iter() {
+        if let Some(d) = &c.department
+            && directory.get(d).is_none()
+        {
+            bail!(
+                "{}: category {} names department `{d}`, which is not in {}",
+                categories_path.display(),
+                c.id,
+                departments_path.display()
+            );
+        }
+    }
+    let calendar = WorkCalendar::from_config(&config.calendar)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let sla = Sla::new(calendar, config.sla.clone(), &catalogue);
+    Ok(Loaded {
+        config,
+        http_listen,
+        sip_listen,
+        catalogue,
+        directory,
+        sla,
+    })
+}
+
+fn read(path: &Path, key: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{key}: cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hotline.toml")
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let loaded = load(&example(), |_| None).unwrap();
+        assert!(loaded.catalogue.len() >= 80, "{}", loaded.catalogue.len());
+        assert!(loaded.directory.len() >= 10);
+        assert_eq!(loaded.config.hotlines[0].number, "12319");
+        assert!(loaded.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_errors_name_the_variable() {
+        let env = |var: &str| match var {
+            "HOTLINE_HTTP_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "HOTLINE_DATABASE_URL" => Some("postgres://x@localhost/db".to_owned()),
+            _ => None,
+        };
+        let loaded = load(&example(), env).unwrap();
+        assert_eq!(loaded.http_listen.port(), 9999);
+        assert_eq!(loaded.database_url(), "postgres://x@localhost/db");
+        let bad = |var: &str| (var == "HOTLINE_SIP_LISTEN").then(|| "five-oh-six-oh".to_owned());
+        let err = load(&example(), bad).err().unwrap().to_string();
+        assert!(
+            err.contains("sip.listen (from HOTLINE_SIP_LISTEN)"),
+            "{err}"
+        );
+        let bad = |var: &str| (var == "HOTLINE_DATABASE_URL").then(|| "mysql://x".to_owned());
+        let err = load(&example(), bad).err().unwrap().to_string();
+        assert!(
+            err.contains("database_url (from HOTLINE_DATABASE_URL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_in_the_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["categories.toml", "departments.toml"] {
+            std::fs::copy(example().with_file_name(f), dir.path().join(f)).unwrap();
+        }
+        let path = dir.path().join("hotline.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        let hotline = "[[hotline]]\nnumber = \"12319\"\nname = \"x\"\n";
+        write(&format!("{hotline}[http]\nlisten = \"nowhere\"\n"));
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(
+            err.contains("http.listen") && err.contains("nowhere"),
+            "{err}"
+        );
+        write(&format!("{hotline}[http]\nlisen = \"127.0.0.1:1\"\n"));
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        write(&format!("{hotline}[sla]\ndispose = \"3 days\"\n"));
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(err.contains("dispose") && err.contains("3 days"), "{err}");
+        write(&format!(
+            "{hotline}[calendar]\nwork_hours = [\"08:00-25:00\"]\n"
+        ));
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(err.contains("calendar.work_hours"), "{err}");
+        write("[http]\nlisten = \"127.0.0.1:1\"\n");
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(err.contains("hotline"), "{err}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTP API (`/api/v1`), operations endpoints and the OpenAPI document. Handlers are thin:
+//! they take typed extractors, call one `ticketing` function and map errors in [`problem`].
+
+pub mod ops;
+pub mod problem;
+pub mod reference;
+pub mod session;
+pub mod tickets;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use ticketing::Tickets;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::auth::LoginLimiter;
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// The ticket service.
+    pub tickets: Tickets,
+    /// Failed-login counter.
+    pub login_limiter: Arc<LoginLimiter>,
+    /// Session length.
+    pub session_hours: u32,
+    /// Whether cookies carry `Secure`.
+    pub secure_cookies: bool,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
+}
+
+/// The OpenAPI document, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hotline API", description = "Municipal service hotline (12319 / 12345): tickets, workflow, SLA."),
+    paths(
+        session::login, session::logout, session::me,
+        tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
+        reference::categories, reference::departments, reference::hotlines,
+        users::list, users::create,
+        ops::healthz, ops::metrics,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Login sessions"),
+        (name = "tickets", description = "工单: intake, workflow, audit trail"),
+        (name = "reference", description = "Categories, departments, hotlines"),
+        (name = "users", description = "Staff accounts"),
+        (name = "ops", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(session::COOKIE))),
+        );
+    }
+}
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> problem::Problem {
+    problem::Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_such_route",
+        "no such route; the API is described at /api/v1/openapi.json",
+    )
+}
+
+/// The whole router.
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(session::login))
+        .route("/auth/logout", post(session::logout))
+        .route("/auth/me", get(session::me))
+        .route("/tickets", get(tickets::list).post(tickets::create))
+        .route("/tickets/{number}", get(tickets::get))
+        .route("/tickets/{number}/transitions", post(tickets::transition))
+        .route("/tickets/{number}/events", get(tickets::events))
+        .route("/categories", get(reference::categories))
+        .route("/departments", get(reference::departments))
+        .route("/hotlines", get(reference::hotlines))
+        .route("/users", get(users::list).post(users::create))
+        .route("/openapi.json", get(openapi));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(TraceLayer::new_for_http())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            2 * 1024 * 1024,
+        ))
+        .with_state(app)
+}

@@ -1,0 +1,336 @@
+//! `hotline`: the contact-center engine for municipal service hotlines (12319 / 12345).
+//!
+//! The binary is the shell: CLI, configuration, wiring, the HTTP server. The domain lives in the
+//! workspace crates (`ticketing`, `sip-gateway`, `ivr`, `channels`, `transcribe`).
+
+mod auth;
+mod config;
+mod http;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use jiff::{SignedDuration, Timestamp};
+use ticketing::store::{NewUser, Store, StoreOptions};
+use ticketing::{Role, Tickets};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "Contact-center engine for municipal service hotlines (12319 / 12345)"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "HOTLINE_CONFIG",
+        default_value = "config/hotline.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: HTTP API and console (migrates the database first).
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage staff accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a staff account. Without --password a random one is generated and printed once.
+    Add {
+        /// Login name.
+        username: String,
+        /// agent, dispatcher, department, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// Department code (required for the department role).
+        #[arg(long)]
+        department: Option<String>,
+        /// Name shown in the audit trail (defaults to the login name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Password (or set HOTLINE_USER_PASSWORD).
+        #[arg(long, env = "HOTLINE_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// List staff accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and check the configuration and the files it names, then print a summary.
+    Check,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("HOTLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let loaded = config::load(&cli.config, |var| std::env::var(var).ok())?;
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let c = &loaded.config;
+            println!("configuration {} is valid", cli.config.display());
+            println!("  http.listen   {}", loaded.http_listen);
+            println!("  sip.listen    {}", loaded.sip_listen);
+            println!("  data_dir      {}", c.data_dir.display());
+            println!("  database      {}", redact(&loaded.database_url()));
+            let hotlines: Vec<_> = c
+                .hotlines
+                .iter()
+                .map(|h| format!("{} {}", h.number, h.name))
+                .collect();
+            println!("  hotlines      {}", hotlines.join(", "));
+            println!("  categories    {}", loaded.catalogue.len());
+            println!("  departments   {}", loaded.directory.len());
+            println!(
+                "  calendar      {}, {} working minutes a day",
+                c.calendar.timezone,
+                loaded.sla.calendar().minutes_per_day()
+            );
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&loaded).await?;
+            store.migrate().await.context("migrating the database")?;
+            println!("database {} is up to date", redact(&loaded.database_url()));
+            store.close().await;
+            Ok(())
+        }
+        Command::User { command } => {
+            let store = open_store(&loaded).await?;
+            store.migrate().await.context("migrating the database")?;
+            let result = user_command(&store, &loaded, command).await;
+            store.close().await;
+            result
+        }
+        Command::Serve => serve(loaded).await,
+    }
+}
+
+/// Hides a password in a database URL for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn open_store(loaded: &config::Loaded) -> anyhow::Result<Store> {
+    let url = loaded.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&loaded.config.data_dir).with_context(|| {
+            format!(
+                "data_dir: cannot create {}",
+                loaded.config.data_dir.display()
+            )
+        })?;
+    }
+    Store::connect(StoreOptions::new(url.clone()))
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))
+}
+
+async fn user_command(
+    store: &Store,
+    loaded: &config::Loaded,
+    command: UserCommand,
+) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            department,
+            name,
+            password,
+        } => {
+            let role: Role = role
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--role: `{role}` is not one of agent, dispatcher, department, supervisor, admin"))?;
+            let username = username.trim().to_owned();
+            if username.is_empty()
+                || username.len() > 64
+                || username.chars().any(char::is_whitespace)
+            {
+                bail!("user name: 1-64 characters without spaces");
+            }
+            match (&role, &department) {
+                (Role::Department, None) => {
+                    bail!("--department: a department user needs a department code")
+                }
+                (_, Some(d)) if loaded.directory.get(d).is_none() => {
+                    bail!("--department: `{d}` is not in the departments file")
+                }
+                (r, Some(_)) if *r != Role::Department => {
+                    bail!("--department: only department users belong to a department")
+                }
+                _ => {}
+            }
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(auth::random_password);
+            if password.chars().count() < 8 {
+                bail!("--password: use at least 8 characters");
+            }
+            let hash = tokio::task::spawn_blocking(move || {
+                auth::hash_password(&password).map(|h| (h, password))
+            })
+            .await??;
+            let user = store
+                .add_user(
+                    &NewUser {
+                        display_name: name.unwrap_or_else(|| username.clone()),
+                        username,
+                        role,
+                        department,
+                        password_hash: hash.0,
+                    },
+                    Timestamp::now(),
+                )
+                .await?;
+            println!(
+                "added user {} (role {}, id {})",
+                user.username, user.role, user.id
+            );
+            if generated {
+                println!("password: {}", hash.1);
+            }
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in store.users().await? {
+                println!(
+                    "{:<20} {:<11} {:<10} {}{}",
+                    u.username,
+                    u.role,
+                    u.department.as_deref().unwrap_or("-"),
+                    u.display_name,
+                    if u.disabled_at.is_some() {
+                        " (disabled)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
+    let store = open_store(&loaded).await?;
+    store.migrate().await.context("migrating the database")?;
+    let database = redact(&loaded.database_url());
+    let http_cfg = loaded.config.http.clone();
+    let app = http::App {
+        tickets: Tickets::new(
+            store.clone(),
+            loaded.sla,
+            loaded.catalogue,
+            loaded.directory,
+            loaded.config.hotlines.clone(),
+        ),
+        login_limiter: Arc::new(auth::LoginLimiter::new(
+            http_cfg.login_attempts,
+            SignedDuration::from_mins(i64::from(http_cfg.login_window_minutes)),
+        )),
+        session_hours: http_cfg.session_hours,
+        secure_cookies: http_cfg.secure_cookies,
+        metrics: http::ops::prometheus(),
+    };
+    let listener = tokio::net::TcpListener::bind(loaded.http_listen)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {}", loaded.http_listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, %database, "hotline listening");
+    // One line on stdout that scripts and tests can wait for.
+    println!("hotline listening on http://{addr}");
+    let router = http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("shutting down: closing the database");
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,27 @@
+//! The domain core of hotline: tickets (工单), their one workflow, SLA deadlines on a working
+//! calendar, categories, departments, and their storage.
+//!
+//! Entry points: [`Tickets`] (the one intake and the one way to change a ticket), [`workflow::apply`]
+//! (the state machine, sans-IO), [`sla::Sla`] (due times), [`store::Store`] (SQLite or PostgreSQL).
+//!
+//! Invariants: nothing here knows about SIP, HTTP or WeChat; no function reads the clock — `now`
+//! is always passed in; only [`store`] writes ticket rows, and every change writes its audit event
+//! in the same transaction.
+
+pub mod calendar;
+pub mod category;
+pub mod department;
+pub mod limit;
+pub mod model;
+pub mod service;
+pub mod sla;
+pub mod store;
+pub mod workflow;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use model::{Channel, NewTicket, Priority, Ticket, TicketNumber};
+pub use service::{Error, Hotline, Tickets};
+pub use store::Store;
+pub use workflow::{Action, ActionKind, Actor, AuditEvent, Role, Status};

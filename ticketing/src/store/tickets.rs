@@ -1,0 +1,571 @@
+//! Ticket rows: insert with a per-day number, load, search, and change through the workflow.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
+use utoipa::ToSchema;
+
+use super::{Backend, Store, StoreError, from_millis, to_millis};
+use crate::model::{
+    Attachment, Channel, Location, NewTicket, PhoneNumber, Priority, Reporter, Ticket, TicketNumber,
+};
+use crate::workflow::{AuditEvent, Status, Transition, WorkState};
+
+/// Search criteria for the ticket list; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    /// Any of these statuses (all when empty).
+    pub status: Vec<Status>,
+    /// A category ID or its prefix (`C01` for every 公用设施 component).
+    pub category: Option<String>,
+    /// Dispatched to this department.
+    pub department: Option<String>,
+    /// Came in through this channel.
+    pub channel: Option<Channel>,
+    /// Only tickets whose running clock is (or is not) past due.
+    pub overdue: Option<bool>,
+    /// Received at or after.
+    pub from: Option<Timestamp>,
+    /// Received before.
+    pub to: Option<Timestamp>,
+    /// Text in the content, the address or the number.
+    pub text: Option<String>,
+    /// 1-based page.
+    pub page: u32,
+    /// Page size (1..=200).
+    pub per_page: u32,
+}
+
+/// A ticket as the list shows it: enough to pick one, no reporter details.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketSummary {
+    /// Public number.
+    pub number: TicketNumber,
+    /// Owning hotline.
+    pub hotline: String,
+    /// Where it came in.
+    pub channel: Channel,
+    /// Where it stands.
+    pub status: Status,
+    /// 紧急 or 一般.
+    pub priority: Priority,
+    /// Category ID.
+    pub category: Option<String>,
+    /// Department it is dispatched to.
+    pub department: Option<String>,
+    /// The first 120 characters of the content.
+    pub excerpt: String,
+    /// Address.
+    pub address: Option<String>,
+    /// When the running stage is due.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due: Option<Timestamp>,
+    /// Whether the running stage is past due.
+    pub overdue: bool,
+    /// Received.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Last change.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// One page of results and the total count.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// How many match in all.
+    pub total: i64,
+    /// This page's number (1-based).
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+const TICKET_COLUMNS: &str = "t.id, t.number, t.hotline, t.channel, t.status, t.priority, t.category, \
+    t.department, t.content, t.address, t.lat, t.lon, t.grid_code, t.work_state, t.current_due, \
+    t.created_at, t.updated_at, (SELECT m.number FROM tickets m WHERE m.id = t.merged_into) AS merged_number";
+
+fn parse<T: std::str::FromStr>(
+    table: &'static str,
+    row: &AnyRow,
+    col: &str,
+) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(col)?;
+    text.parse()
+        .map_err(|e: T::Err| StoreError::corrupt(table, format!("{col}: {e}")))
+}
+
+impl Store {
+    /// Writes a new ticket, its first audit event and its number (the next of the local day for
+    /// the hotline) in one transaction. The caller has validated `new`.
+    pub(crate) async fn insert_ticket(
+        &self,
+        new: &NewTicket,
+        hotline: &str,
+        channel: Channel,
+        day: jiff::civil::Date,
+        state: &WorkState,
+        event: &AuditEvent,
+    ) -> Result<Ticket, StoreError> {
+        let now = event.at;
+        let work_state =
+            serde_json::to_string(state).map_err(|e| StoreError::corrupt("tickets", e))?;
+        let mut w = self.write().await?;
+        let sequence: i64 = sqlx::query_scalar(
+            "INSERT INTO ticket_sequences (hotline, day, last) VALUES ($1, $2, 1) \
+             ON CONFLICT (hotline, day) DO UPDATE SET last = ticket_sequences.last + 1 \
+             RETURNING last",
+        )
+        .bind(hotline)
+        .bind(day.to_string())
+        .fetch_one(&mut *w.tx)
+        .await?;
+        let number = TicketNumber::new(hotline, day, sequence);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tickets (number, hotline, channel, status, priority, category, department, \
+             content, address, lat, lon, grid_code, work_state, current_due, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+        )
+        .bind(number.as_str())
+        .bind(hotline)
+        .bind(channel.as_str())
+        .bind(state.status.as_str())
+        .bind(state.priority.as_str())
+        .bind(state.category.as_deref())
+        .bind(state.department.as_deref())
+        .bind(&new.content)
+        .bind(new.location.address.as_deref())
+        .bind(new.location.lat)
+        .bind(new.location.lon)
+        .bind(new.location.grid_code.as_deref())
+        .bind(work_state)
+        .bind(state.current_due().map(to_millis))
+        .bind(to_millis(now))
+        .fetch_one(&mut *w.tx)
+        .await?;
+        insert_reporter(&mut w.tx, id, &new.reporter, now).await?;
+        for a in &new.attachments {
+            sqlx::query(
+                "INSERT INTO ticket_attachments (ticket_id, kind, uri, content_type, note, added_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(a.kind.as_str())
+            .bind(&a.uri)
+            .bind(a.content_type.as_deref())
+            .bind(a.note.as_deref())
+            .bind(to_millis(now))
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        insert_event(&mut w.tx, id, event).await?;
+        w.commit().await?;
+        Ok(Ticket {
+            id,
+            number,
+            hotline: hotline.to_owned(),
+            channel,
+            reporters: vec![new.reporter.clone()],
+            content: new.content.clone(),
+            location: new.location.clone(),
+            attachments: new.attachments.clone(),
+            work: state.clone(),
+            merged_into: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// The ticket with this number, with its reporters and attachments.
+    pub async fn ticket(&self, number: &TicketNumber) -> Result<Option<Ticket>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.number = $1");
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(number.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        load_ticket(&mut conn, &row).await.map(Some)
+    }
+
+    /// Applies `step` to the ticket's current state under a write lock and stores the result with
+    /// its audit event. `step` sees the whole ticket (for visibility checks) and may refuse; then
+    /// nothing is written.
+    pub(crate) async fn change_ticket<E, F>(
+        &self,
+        number: &TicketNumber,
+        step: F,
+    ) -> Result<Option<(Ticket, AuditEvent)>, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Ticket) -> Result<Transition, E>,
+    {
+        let mut w = self.write().await.map_err(E::from)?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF t",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.number = $1{lock}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(number.as_str())
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(|e| E::from(e.into()))?;
+        let Some(row) = row else { return Ok(None) };
+        let mut ticket = load_ticket(&mut w.tx, &row).await.map_err(E::from)?;
+        let Transition { state, event } = step(&ticket)?;
+        let work_state = serde_json::to_string(&state)
+            .map_err(|e| E::from(StoreError::corrupt("tickets", e)))?;
+        sqlx::query(
+            "UPDATE tickets SET status = $1, priority = $2, category = $3, department = $4, \
+             work_state = $5, current_due = $6, updated_at = $7, version = version + 1 WHERE id = $8",
+        )
+        .bind(state.status.as_str())
+        .bind(state.priority.as_str())
+        .bind(state.category.as_deref())
+        .bind(state.department.as_deref())
+        .bind(work_state)
+        .bind(state.current_due().map(to_millis))
+        .bind(to_millis(event.at))
+        .bind(ticket.id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| E::from(e.into()))?;
+        insert_event(&mut w.tx, ticket.id, &event)
+            .await
+            .map_err(E::from)?;
+        w.commit().await.map_err(E::from)?;
+        ticket.work = state;
+        ticket.updated_at = event.at;
+        Ok(Some((ticket, event)))
+    }
+
+    /// The audit trail of a ticket, oldest first.
+    pub async fn events(&self, ticket_id: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor_id, actor_name, role, action, from_status, to_status, note, data \
+             FROM ticket_events WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                const T: &str = "ticket_events";
+                let from: Option<String> = row.try_get("from_status")?;
+                let data: String = row.try_get("data")?;
+                Ok(AuditEvent {
+                    at: from_millis(T, row.try_get("at")?)?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_name: row.try_get("actor_name")?,
+                    role: parse(T, row, "role")?,
+                    action: parse(T, row, "action")?,
+                    from: from
+                        .map(|s| s.parse().map_err(|e| StoreError::corrupt(T, e)))
+                        .transpose()?,
+                    to: parse(T, row, "to_status")?,
+                    note: row.try_get("note")?,
+                    data: serde_json::from_str(&data).map_err(|e| StoreError::corrupt(T, e))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Searches tickets; newest first.
+    pub async fn list_tickets(
+        &self,
+        filter: &TicketFilter,
+        now: Timestamp,
+    ) -> Result<Page<TicketSummary>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let next = |b: Bind, binds: &mut Vec<Bind>| {
+            binds.push(b);
+            format!("${}", binds.len())
+        };
+        if !filter.status.is_empty() {
+            let marks: Vec<String> = filter
+                .status
+                .iter()
+                .map(|s| next(Bind::Text(s.as_str().to_owned()), &mut binds))
+                .collect();
+            clauses.push(format!("t.status IN ({})", marks.join(", ")));
+        }
+        if let Some(c) = &filter.category {
+            let p = next(Bind::Text(format!("{}%", escape_like(c))), &mut binds);
+            clauses.push(format!("t.category LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(d) = &filter.department {
+            let p = next(Bind::Text(d.clone()), &mut binds);
+            clauses.push(format!("t.department = {p}"));
+        }
+        if let Some(c) = filter.channel {
+            let p = next(Bind::Text(c.as_str().to_owned()), &mut binds);
+            clauses.push(format!("t.channel = {p}"));
+        }
+        match filter.overdue {
+            Some(true) => {
+                let p = next(Bind::Int(to_millis(now)), &mut binds);
+                clauses.push(format!("t.current_due IS NOT NULL AND t.current_due < {p}"));
+            }
+            Some(false) => {
+                let p = next(Bind::Int(to_millis(now)), &mut binds);
+                clauses.push(format!("(t.current_due IS NULL OR t.current_due >= {p})"));
+            }
+            None => {}
+        }
+        if let Some(from) = filter.from {
+            let p = next(Bind::Int(to_millis(from)), &mut binds);
+            clauses.push(format!("t.created_at >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = next(Bind::Int(to_millis(to)), &mut binds);
+            clauses.push(format!("t.created_at < {p}"));
+        }
+        if let Some(text) = filter
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let p = next(Bind::Text(format!("%{}%", escape_like(text))), &mut binds);
+            clauses.push(format!(
+                "(t.content LIKE {p} ESCAPE '\\' OR t.address LIKE {p} ESCAPE '\\' OR t.number LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let per_page = filter.per_page.clamp(1, 200);
+        let page = filter.page.max(1);
+        let count_sql = format!("SELECT COUNT(*) FROM tickets t{where_sql}");
+        let list_sql = format!(
+            "SELECT t.number, t.hotline, t.channel, t.status, t.priority, t.category, t.department, \
+             t.content, t.address, t.current_due, t.created_at, t.updated_at FROM tickets t{where_sql} \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT {per_page} OFFSET {}",
+            (i64::from(page) - 1) * i64::from(per_page)
+        );
+        let total: i64 = bind_all(sqlx::query_scalar(AssertSqlSafe(count_sql)), &binds)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = bind_all_rows(sqlx::query(AssertSqlSafe(list_sql)), &binds)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                const T: &str = "tickets";
+                let content: String = row.try_get("content")?;
+                let due = row
+                    .try_get::<Option<i64>, _>("current_due")?
+                    .map(|ms| from_millis(T, ms))
+                    .transpose()?;
+                Ok(TicketSummary {
+                    number: TicketNumber::parse(&row.try_get::<String, _>("number")?)
+                        .map_err(|e| StoreError::corrupt(T, e))?,
+                    hotline: row.try_get("hotline")?,
+                    channel: parse(T, row, "channel")?,
+                    status: parse(T, row, "status")?,
+                    priority: parse(T, row, "priority")?,
+                    category: row.try_get("category")?,
+                    department: row.try_get("department")?,
+                    excerpt: content.chars().take(120).collect(),
+                    address: row.try_get("address")?,
+                    due,
+                    overdue: due.is_some_and(|d| now > d),
+                    created_at: from_millis(T, row.try_get("created_at")?)?,
+                    updated_at: from_millis(T, row.try_get("updated_at")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page {
+            items,
+            total,
+            page,
+            per_page,
+        })
+    }
+
+    /// How many tickets are in each status (for metrics and the wallboard).
+    pub async fn status_counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tickets GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((parse("tickets", row, "status")?, row.try_get("n")?)))
+            .collect()
+    }
+
+    /// How many open tickets are past their running deadline at `now`.
+    pub async fn overdue_count(&self, now: Timestamp) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tickets WHERE current_due IS NOT NULL AND current_due < $1",
+        )
+        .bind(to_millis(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn bind_all<'q, O>(
+    mut q: sqlx::query::QueryScalar<'q, Any, O, sqlx::any::AnyArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::QueryScalar<'q, Any, O, sqlx::any::AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+fn bind_all_rows<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+async fn insert_reporter(
+    conn: &mut sqlx::AnyConnection,
+    ticket_id: i64,
+    r: &Reporter,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ticket_reporters (ticket_id, name, phone, wechat_openid, app_user, reported_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(r.name.as_deref())
+    .bind(r.phone.as_ref().map(PhoneNumber::full))
+    .bind(r.wechat_openid.as_deref())
+    .bind(r.app_user.as_deref())
+    .bind(to_millis(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    ticket_id: i64,
+    e: &AuditEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, at, actor_id, actor_name, role, action, from_status, \
+         to_status, note, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(ticket_id)
+    .bind(to_millis(e.at))
+    .bind(e.actor_id)
+    .bind(&e.actor_name)
+    .bind(e.role.as_str())
+    .bind(e.action.as_str())
+    .bind(e.from.map(Status::as_str))
+    .bind(e.to.as_str())
+    .bind(e.note.as_deref())
+    .bind(e.data.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn load_ticket(conn: &mut sqlx::AnyConnection, row: &AnyRow) -> Result<Ticket, StoreError> {
+    const T: &str = "tickets";
+    let id: i64 = row.try_get("id")?;
+    let work: String = row.try_get("work_state")?;
+    let work: WorkState = serde_json::from_str(&work).map_err(|e| StoreError::corrupt(T, e))?;
+    let reporters = sqlx::query(
+        "SELECT name, phone, wechat_openid, app_user FROM ticket_reporters WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let phone: Option<String> = r.try_get("phone")?;
+        Ok(Reporter {
+            name: r.try_get("name")?,
+            phone: phone
+                .map(|p| PhoneNumber::parse(&p).map_err(|e| StoreError::corrupt("ticket_reporters", e)))
+                .transpose()?,
+            wechat_openid: r.try_get("wechat_openid")?,
+            app_user: r.try_get("app_user")?,
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let attachments = sqlx::query(
+        "SELECT kind, uri, content_type, note FROM ticket_attachments WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Attachment {
+            kind: parse("ticket_attachments", r, "kind")?,
+            uri: r.try_get("uri")?,
+            content_type: r.try_get("content_type")?,
+            note: r.try_get("note")?,
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let merged: Option<String> = row.try_get("merged_number")?;
+    Ok(Ticket {
+        id,
+        number: TicketNumber::parse(&row.try_get::<String, _>("number")?)
+            .map_err(|e| StoreError::corrupt(T, e))?,
+        hotline: row.try_get("hotline")?,
+        channel: parse(T, row, "channel")?,
+        reporters,
+        content: row.try_get("content")?,
+        location: Location {
+            address: row.try_get("address")?,
+            lat: row.try_get("lat")?,
+            lon: row.try_get("lon")?,
+            grid_code: row.try_get("grid_code")?,
+        },
+        attachments,
+        work,
+        merged_into: merged
+            .map(|m| TicketNumber::parse(&m).map_err(|e| StoreError::corrupt(T, e)))
+            .transpose()?,
+        created_at: from_millis(T, row.try_get("created_at")?)?,
+        updated_at: from_millis(T, row.try_get("updated_at")?)?,
+    })
+}
