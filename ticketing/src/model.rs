@@ -116,8 +116,21 @@ impl UnknownCode {
 /// in a log or a list by accident; the full number is read with [`PhoneNumber::full`] only where a
 /// role needs it.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = InvalidPhone;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        PhoneNumber::parse(&raw)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(p: PhoneNumber) -> String {
+        p.0
+    }
+}
 
 impl PhoneNumber {
     /// Accepts digits with an optional leading `+` and the separators people type (spaces, dashes).
