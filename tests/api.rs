@@ -173,7 +173,7 @@ async fn a_ticket_goes_through_the_whole_loop_over_http(database_url: &str) {
     assert_eq!(created["deadlines"][0]["stage"], "file");
     assert_eq!(
         created["available_actions"],
-        json!(["file", "reject", "answer_on_spot", "dispatch"])
+        json!(["file", "reject", "answer_on_spot"])
     );
 
     // A step out of order is a 409 problem with a stable code, and changes nothing.
