@@ -244,11 +244,6 @@ pub async fn create(
     metrics::counter!("hotline_tickets_created_total", "channel" => ticket.channel.as_str())
         .increment(1);
     let location = format!("/api/v1/tickets/{}", ticket.number);
-    let ticket = if user.0.role.sees_phone_numbers() {
-        ticket
-    } else {
-        ticket.masked()
-    };
     let mut response = (
         StatusCode::CREATED,
         axum::Json(TicketView::new(&app, ticket, &user, now)),

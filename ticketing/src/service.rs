@@ -136,7 +136,8 @@ impl Tickets {
     }
 
     /// 受理: checks a submission and stores it as a new ticket with its number, its first clock and
-    /// its first audit event. Acknowledge only after this returns: then it is committed.
+    /// its first audit event. Acknowledge only after this returns: then it is committed. The ticket
+    /// comes back as `actor` may see it.
     pub async fn intake(
         &self,
         new: NewTicket,
@@ -169,7 +170,7 @@ impl Tickets {
             .insert_ticket(&new, &hotline, channel, day, &state, &event)
             .await?;
         tracing::info!(ticket = %ticket.number, channel = channel.as_str(), "ticket received");
-        Ok(ticket)
+        Ok(present(ticket, actor))
     }
 
     fn validate(&self, mut new: NewTicket) -> Result<NewTicket, Error> {
@@ -242,26 +243,22 @@ impl Tickets {
     /// One ticket as `viewer` may see it: department users only their own department's, and phone
     /// numbers masked for roles that do not call back.
     pub async fn get(&self, number: &str, viewer: &Actor) -> Result<Ticket, Error> {
-        let parsed = TicketNumber::parse(number).map_err(|_| Error::NotFound(number.to_owned()))?;
-        let ticket = self
-            .store
-            .ticket(&parsed)
-            .await?
-            .filter(|t| visible(t, viewer))
-            .ok_or_else(|| Error::NotFound(number.to_owned()))?;
-        Ok(present(ticket, viewer))
+        Ok(present(self.visible_ticket(number, viewer).await?, viewer))
     }
 
     /// The audit trail of a ticket `viewer` may see.
     pub async fn history(&self, number: &str, viewer: &Actor) -> Result<Vec<AuditEvent>, Error> {
+        let ticket = self.visible_ticket(number, viewer).await?;
+        Ok(self.store.events(ticket.id).await?)
+    }
+
+    async fn visible_ticket(&self, number: &str, viewer: &Actor) -> Result<Ticket, Error> {
         let parsed = TicketNumber::parse(number).map_err(|_| Error::NotFound(number.to_owned()))?;
-        let ticket = self
-            .store
+        self.store
             .ticket(&parsed)
             .await?
             .filter(|t| visible(t, viewer))
-            .ok_or_else(|| Error::NotFound(number.to_owned()))?;
-        Ok(self.store.events(ticket.id).await?)
+            .ok_or_else(|| Error::NotFound(number.to_owned()))
     }
 
     /// Searches tickets; a department user's search is always limited to their department.

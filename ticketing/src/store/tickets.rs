@@ -3,8 +3,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row};
 use utoipa::ToSchema;
 
 use super::{Backend, Store, StoreError, from_millis, to_millis};
@@ -191,14 +191,14 @@ impl Store {
     /// The ticket with this number, with its reporters and attachments.
     pub async fn ticket(&self, number: &TicketNumber) -> Result<Option<Ticket>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.number = $1");
+        let mut conn = self.pool.acquire().await?;
         let Some(row) = sqlx::query(AssertSqlSafe(sql))
             .bind(number.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?
         else {
             return Ok(None);
         };
-        let mut conn = self.pool.acquire().await?;
         load_ticket(&mut conn, &row).await.map(Some)
     }
 
@@ -361,10 +361,10 @@ impl Store {
              ORDER BY t.created_at DESC, t.id DESC LIMIT {per_page} OFFSET {}",
             (i64::from(page) - 1) * i64::from(per_page)
         );
-        let total: i64 = bind_all(sqlx::query_scalar(AssertSqlSafe(count_sql)), &binds)
+        let total: i64 = sqlx::query_scalar_with(AssertSqlSafe(count_sql), arguments(&binds)?)
             .fetch_one(&self.pool)
             .await?;
-        let rows = bind_all_rows(sqlx::query(AssertSqlSafe(list_sql)), &binds)
+        let rows = sqlx::query_with(AssertSqlSafe(list_sql), arguments(&binds)?)
             .fetch_all(&self.pool)
             .await?;
         let items = rows
@@ -434,30 +434,18 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn bind_all<'q, O>(
-    mut q: sqlx::query::QueryScalar<'q, Any, O, sqlx::any::AnyArguments>,
-    binds: &'q [Bind],
-) -> sqlx::query::QueryScalar<'q, Any, O, sqlx::any::AnyArguments> {
+/// The bind values of a dynamic query, in placeholder order (built anew for each statement run).
+fn arguments(binds: &[Bind]) -> Result<sqlx::any::AnyArguments, StoreError> {
+    use sqlx::Arguments as _;
+    let mut args = sqlx::any::AnyArguments::default();
     for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::Int(i) => q.bind(*i),
-        };
+        match b {
+            Bind::Text(s) => args.add(s.clone()),
+            Bind::Int(i) => args.add(*i),
+        }
+        .map_err(sqlx::Error::Encode)?;
     }
-    q
-}
-
-fn bind_all_rows<'q>(
-    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::Int(i) => q.bind(*i),
-        };
-    }
-    q
+    Ok(args)
 }
 
 async fn insert_reporter(
