@@ -1,6 +1,40 @@
-//! SIP/RTP gateway of hotline (issue 4): transports, transactions and dialogs over `rsipstack`,
-//! G.711 media, DTMF (RFC 4733 and SIP INFO), prompt playback and stereo call recording.
+//! The SIP/RTP edge of hotline: answers 12319/12345 calls from carrier trunks, SBCs and desk
+//! phones, plays prompts, recognises DTMF, records every answered call as a stereo WAV and
+//! reports each call's life as [`events::CallEvent`]s.
 //!
-//! Not built yet: this crate holds its place in the workspace so the crate map in
-//! `docs/ARCHITECTURE.md` is the one the code follows. It does no ticket work; it talks to `ivr`
-//! through events and actions only.
+//! Signalling rides on `rsipstack` (transports, transactions, dialogs); what we decide is in
+//! sans-IO modules that take bytes and time and return decisions: [`guard`] (malformed
+//! messages), [`trunk`] (who may call), [`routing`] (which hotline), [`sdp`] (offer/answer),
+//! [`session_timer`] (RFC 4028), [`g711`], [`jitter`], [`dtmf`], [`rtcp`] and the media core in
+//! [`media`]. The async shell is [`server`] (listeners and the transaction loop), `call` (one
+//! call's task) and [`media::run`] (one call's RTP loop).
+//!
+//! Invariants: nothing here touches the database or tickets — the binary turns events into call
+//! records; no input from the network can panic (the parsers are fuzzed by property tests);
+//! every answered call's media is paced by a monotonic 20-ms clock.
+//!
+//! Entry point: [`Gateway::start`].
+
+pub mod config;
+pub mod dtmf;
+pub mod events;
+pub mod g711;
+pub mod guard;
+pub mod jitter;
+pub mod media;
+pub mod ports;
+pub mod prompt;
+pub mod recording;
+pub mod routing;
+pub mod rtcp;
+pub mod sdp;
+pub mod server;
+pub mod session_timer;
+pub mod transport;
+pub mod trunk;
+
+mod call;
+
+pub use config::{GatewayConfig, Settings};
+pub use events::{CallEvent, CallStart, EndedBy};
+pub use server::{Gateway, GatewayOptions, StartError};

@@ -1,0 +1,456 @@
+//! One call's media: RTP in and out, DTMF from RFC 4733 events, prompt playback with barge-in,
+//! the stereo recording, RTCP reports and the no-RTP watchdog.
+//!
+//! [`MediaCore`] is sans-IO: it is handed received packets and a 20-ms tick, and returns the
+//! packet to send, the two PCM frames to record, and events. [`run`] is the thin async shell:
+//! two UDP sockets, a monotonic 20-ms interval (`tokio::time::interval` schedules from a fixed
+//! start, so there is no drift over a long call: 30 minutes is exactly 90,000 ticks), a command
+//! channel from the call, and the recorder.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::dtmf::{Digit, TelephoneEventDetector};
+use crate::g711::Codec;
+use crate::jitter::{Frame, JitterBuffer, Push, Resync};
+use crate::prompt::{Prompt, PromptPlayer};
+use crate::recording::{CallRecorder, RecordingSummary};
+use crate::rtcp;
+
+/// Samples in one 20-ms G.711 frame.
+pub const FRAME: usize = 160;
+/// The pacing interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// RTCP report interval (RFC 3550 allows a fixed 5 s for a two-party session).
+const RTCP_EVERY_TICKS: u64 = 250;
+
+/// What the negotiated session says about media; changes on re-INVITE/UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaParams {
+    /// Where the caller said to send RTP (replaced by the latched source once packets arrive).
+    pub remote_rtp: Option<SocketAddr>,
+    /// Where to send RTCP.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// The audio codec.
+    pub codec: Codec,
+    /// Its payload type in this session.
+    pub payload_type: u8,
+    /// RFC 4733 telephone-event payload type, if offered.
+    pub telephone_event: Option<u8>,
+    /// Whether we send (false while the caller holds us with sendonly/inactive).
+    pub send: bool,
+    /// Whether the caller sends (false on hold: the no-RTP watchdog sleeps).
+    pub receive: bool,
+}
+
+/// Something the call should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF digit from RFC 4733 events.
+    Digit(Digit),
+    /// The prompt sequence finished (or was stopped by a digit).
+    PlaybackFinished {
+        /// Stopped by barge-in rather than played to the end.
+        interrupted: bool,
+    },
+    /// No RTP from the caller for the configured time.
+    NoRtp,
+    /// The recorder failed (disk full...); the call goes on unrecorded.
+    RecordingFailed(String),
+}
+
+/// Orders from the call.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Play these prompts back to back, replacing what is playing.
+    Play(Vec<Arc<Prompt>>),
+    /// Stop the prompt (barge-in by a SIP INFO digit).
+    StopPlayback,
+    /// New session parameters after re-INVITE or UPDATE.
+    Update(MediaParams),
+    /// End: stop, finish the recording, report.
+    Stop,
+}
+
+/// The packets and frames of one tick.
+#[derive(Debug)]
+pub struct Tick<'a> {
+    /// The RTP packet to send, if sending.
+    pub packet: Option<&'a [u8]>,
+    /// The caller's 160 samples (silence for lost packets).
+    pub caller: &'a [i16],
+    /// The hotline side's 160 samples (the prompt, or silence).
+    pub hotline: &'a [i16],
+}
+
+/// Sans-IO media state of one call.
+pub struct MediaCore {
+    params: MediaParams,
+    latched: bool,
+    jitter: JitterBuffer,
+    jitter_frames: usize,
+    dtmf: TelephoneEventDetector,
+    player: Option<PromptPlayer>,
+    rx: Option<rtcp::ReceiverStats>,
+    tx: rtcp::SenderStats,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    ticks: u64,
+    last_rx: Option<Instant>,
+    silence_since: Instant,
+    no_rtp: Option<Duration>,
+    no_rtp_reported: bool,
+    caller_pcm: Vec<i16>,
+    hotline_pcm: Vec<i16>,
+    payload: Vec<u8>,
+    packet: Vec<u8>,
+    events: Vec<MediaEvent>,
+    start: Instant,
+}
+
+impl MediaCore {
+    /// New media state; `ssrc` and `initial` (sequence, timestamp) come from the caller's RNG.
+    pub fn new(params: MediaParams, jitter_frames: usize, no_rtp: Option<Duration>, ssrc: u32, initial: (u16, u32), now: Instant) -> MediaCore {
+        MediaCore {
+            params: params.clone(),
+            latched: false,
+            jitter: JitterBuffer::new(jitter_frames).with_silence(params.codec.silence()),
+            jitter_frames,
+            dtmf: TelephoneEventDetector::new(),
+            player: None,
+            rx: None,
+            tx: rtcp::SenderStats::new("hotline"),
+            ssrc,
+            seq: initial.0,
+            timestamp: initial.1,
+            marker: true,
+            ticks: 0,
+            last_rx: None,
+            silence_since: now,
+            no_rtp,
+            no_rtp_reported: false,
+            caller_pcm: Vec::with_capacity(FRAME * 2),
+            hotline_pcm: Vec::with_capacity(FRAME),
+            payload: Vec::with_capacity(FRAME),
+            packet: vec![0; 12 + FRAME * 2],
+            events: Vec::new(),
+            start: now,
+        }
+    }
+
+    /// The current session parameters.
+    pub fn params(&self) -> &MediaParams {
+        &self.params
+    }
+
+    /// Where RTP goes now (the latched source, or the SDP address).
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.params.remote_rtp
+    }
+
+    /// Applies a re-INVITE/UPDATE. A changed address re-opens latching.
+    pub fn update(&mut self, params: MediaParams, now: Instant) {
+        if params.remote_rtp != self.params.remote_rtp {
+            self.latched = false;
+        }
+        if params.codec != self.params.codec {
+            // Another codec: buffered frames would decode as noise, and silence differs.
+            self.jitter = JitterBuffer::new(self.jitter_frames).with_silence(params.codec.silence());
+            if let Some(p) = self.player.as_mut() {
+                p.set_codec(params.codec);
+            }
+        }
+        if !self.params.receive && params.receive {
+            // Back from hold: give the caller a full timeout to start sending again.
+            self.silence_since = now;
+            self.last_rx = None;
+        }
+        self.params = params;
+    }
+
+    /// Starts a prompt sequence (replacing one that plays).
+    pub fn play(&mut self, prompts: Vec<Arc<Prompt>>) {
+        self.player = Some(PromptPlayer::new(prompts, self.params.codec));
+    }
+
+    /// Stops the prompt now; reports `PlaybackFinished { interrupted: true }` if one played.
+    pub fn stop_playback(&mut self) {
+        if let Some(mut p) = self.player.take() {
+            p.stop();
+            self.events.push(MediaEvent::PlaybackFinished { interrupted: true });
+        }
+    }
+
+    /// Whether a prompt is playing.
+    pub fn is_playing(&self) -> bool {
+        self.player.is_some()
+    }
+
+    /// Jitter buffer and RTP counters for metrics and the call record.
+    pub fn lost_packets(&self) -> u64 {
+        self.jitter.stats().lost
+    }
+
+    /// Packets received from the caller.
+    pub fn received_packets(&self) -> u64 {
+        self.jitter.stats().received
+    }
+
+    /// Events since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, MediaEvent> {
+        self.events.drain(..)
+    }
+
+    /// A datagram arrived on the RTP port from `from`.
+    pub fn on_rtp(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+        let Ok(rtp) = RtpReader::new(datagram) else {
+            return;
+        };
+        let pt = rtp.payload_type();
+        let is_audio = pt == self.params.payload_type;
+        let is_event = Some(pt) == self.params.telephone_event;
+        if !is_audio && !is_event {
+            return; // comfort noise, unknown payloads
+        }
+        // Symmetric RTP: learn the caller's real address from its first packets (NAT).
+        if !self.latched || Some(from) != self.params.remote_rtp {
+            if !self.latched {
+                self.params.remote_rtp = Some(from);
+                self.latched = true;
+            } else {
+                // A latched stream from elsewhere is ignored (RTP injection).
+                return;
+            }
+        }
+        self.last_rx = Some(now);
+        let seq: u16 = rtp.sequence_number().into();
+        let arrival = (now.duration_since(self.start).as_micros() / 125) as u32; // 8 kHz units
+        let ssrc = rtp.ssrc();
+        let rx = match &mut self.rx {
+            Some(rx) if rx.ssrc() == ssrc => rx,
+            slot => slot.insert(rtcp::ReceiverStats::new(ssrc)),
+        };
+        rx.on_rtp(seq, rtp.timestamp(), arrival);
+        if is_event {
+            if let Ok(Some(digit)) = self.dtmf.on_packet(rtp.timestamp(), rtp.mark(), rtp.payload()) {
+                self.events.push(MediaEvent::Digit(digit));
+                self.stop_playback(); // barge-in
+            }
+            return;
+        }
+        if let Push::Resynced(Resync::NewSource) = self.jitter.push(seq, rtp.timestamp(), rtp.ssrc(), rtp.mark(), rtp.payload()) {
+            // A new source's events may carry lower timestamps than the old one's.
+            self.dtmf.reset();
+        }
+    }
+
+    /// An RTCP datagram arrived.
+    pub fn on_rtcp(&mut self, datagram: &[u8], now: SystemTime) {
+        if let Ok(packets) = rtcp::parse_compound(datagram) {
+            for p in packets {
+                if let rtcp::RtcpPacket::SenderReport(sr) = p {
+                    if let Some(rx) = self.rx.as_mut() {
+                        rx.on_sender_report(sr.ntp_middle32(), rtcp::ntp_time(now));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 20-ms tick: one frame each way.
+    pub fn on_tick(&mut self, now: Instant) -> Tick<'_> {
+        self.ticks += 1;
+        // Caller side: what the jitter buffer plays out, silence for lost or late packets.
+        self.caller_pcm.clear();
+        if let Frame::Audio(payload) = self.jitter.pop() {
+            self.params.codec.decode(&payload, &mut self.caller_pcm);
+        }
+        self.caller_pcm.resize(FRAME, 0);
+        self.caller_pcm.truncate(FRAME);
+
+        // Hotline side: the prompt frame, or silence.
+        self.payload.clear();
+        self.hotline_pcm.clear();
+        let mut finished = false;
+        if let Some(player) = self.player.as_mut() {
+            match player.next_frame() {
+                Some((encoded, pcm)) => {
+                    self.payload.extend_from_slice(encoded);
+                    self.hotline_pcm.extend_from_slice(pcm);
+                }
+                None => finished = true,
+            }
+        }
+        if finished {
+            self.player = None;
+            self.events.push(MediaEvent::PlaybackFinished { interrupted: false });
+            self.marker = true;
+        }
+        if self.payload.is_empty() {
+            self.payload.resize(FRAME, self.params.codec.silence());
+        }
+        self.hotline_pcm.resize(FRAME, 0);
+
+        // The watchdog: only while the caller is expected to send.
+        if self.params.receive {
+            let quiet_since = self.last_rx.unwrap_or(self.silence_since);
+            if let Some(limit) = self.no_rtp {
+                if now.duration_since(quiet_since) >= limit && !self.no_rtp_reported {
+                    self.no_rtp_reported = true;
+                    self.events.push(MediaEvent::NoRtp);
+                }
+            }
+        }
+
+        let packet = if self.params.send && self.params.remote_rtp.is_some() {
+            let built = RtpPacketBuilder::new()
+                .payload_type(self.params.payload_type)
+                .ssrc(self.ssrc)
+                .sequence(Seq::from(self.seq))
+                .timestamp(self.timestamp)
+                .marked(self.marker)
+                .payload(&self.payload)
+                .build_into(&mut self.packet);
+            self.marker = false;
+            self.seq = self.seq.wrapping_add(1);
+            match built {
+                Ok(len) => {
+                    self.tx.on_rtp_sent(self.timestamp, self.payload.len());
+                    Some(len)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        // The RTP clock runs whether or not we send, so a resumed stream has the right timestamps.
+        self.timestamp = self.timestamp.wrapping_add(FRAME as u32);
+        Tick {
+            packet: packet.map(|len| &self.packet[..len]),
+            caller: &self.caller_pcm,
+            hotline: &self.hotline_pcm,
+        }
+    }
+
+    /// Whether an RTCP report is due on this tick.
+    pub fn rtcp_due(&self) -> bool {
+        self.ticks % RTCP_EVERY_TICKS == 0
+    }
+
+    /// The compound RTCP report (SR while sending, RR otherwise) for `now`.
+    pub fn rtcp_report(&mut self, now: SystemTime) -> Vec<u8> {
+        let ntp = rtcp::ntp_time(now);
+        let blocks: Vec<rtcp::ReportBlock> = self.rx.as_mut().filter(|r| r.is_valid()).map(|r| r.report_block(ntp)).into_iter().collect();
+        if self.params.send {
+            self.tx.sender_report(self.ssrc, ntp, self.timestamp, &blocks)
+        } else {
+            self.tx.receiver_report(self.ssrc, &blocks)
+        }
+    }
+
+    /// A BYE for RTCP at the end of the call.
+    pub fn rtcp_bye(&self) -> Vec<u8> {
+        self.tx.bye(self.ssrc)
+    }
+}
+
+/// The result of a finished media session.
+#[derive(Debug, Default)]
+pub struct MediaSummary {
+    /// The recording, if one was made.
+    pub recording: Option<RecordingSummary>,
+    /// RTP packets received.
+    pub received: u64,
+    /// Caller packets lost (played as silence).
+    pub lost: u64,
+}
+
+/// Sockets and settings for [`run`].
+pub struct MediaSetup {
+    /// RTP socket.
+    pub rtp: UdpSocket,
+    /// RTCP socket.
+    pub rtcp: UdpSocket,
+    /// The sans-IO state.
+    pub core: MediaCore,
+    /// The recorder, if recording.
+    pub recorder: Option<CallRecorder>,
+}
+
+/// Runs one call's media until [`MediaCommand::Stop`] (or the command channel closes).
+pub async fn run(mut setup: MediaSetup, mut commands: mpsc::UnboundedReceiver<MediaCommand>, events: mpsc::UnboundedSender<MediaEvent>) -> MediaSummary {
+    let mut ticker = tokio::time::interval(PTIME);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 1500];
+    let core = &mut setup.core;
+    let mut recorder = setup.recorder.take();
+    loop {
+        tokio::select! {
+            biased;
+            cmd = commands.recv() => match cmd {
+                Some(MediaCommand::Play(prompts)) => core.play(prompts),
+                Some(MediaCommand::StopPlayback) => core.stop_playback(),
+                Some(MediaCommand::Update(p)) => core.update(p, Instant::now()),
+                Some(MediaCommand::Stop) | None => break,
+            },
+            r = setup.rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((n, from)) = r {
+                    core.on_rtp(&rtp_buf[..n], from, Instant::now());
+                }
+            }
+            r = setup.rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, _)) = r {
+                    core.on_rtcp(&rtcp_buf[..n], SystemTime::now());
+                }
+            }
+            _ = ticker.tick() => {
+                let remote = core.remote();
+                let tick = core.on_tick(Instant::now());
+                if let (Some(packet), Some(to)) = (tick.packet, remote) {
+                    let _ = setup.rtp.try_send_to(packet, to);
+                }
+                if let Some(rec) = recorder.as_mut() {
+                    if let Err(e) = rec.write_frame(tick.caller, tick.hotline) {
+                        let _ = events.send(MediaEvent::RecordingFailed(e.to_string()));
+                        recorder = None;
+                    }
+                }
+                if core.rtcp_due() {
+                    if let Some(to) = core.params().remote_rtcp {
+                        let report = core.rtcp_report(SystemTime::now());
+                        let _ = setup.rtcp.try_send_to(&report, to);
+                    }
+                }
+            }
+        }
+        for e in core.drain_events() {
+            let _ = events.send(e);
+        }
+    }
+    if let Some(to) = core.params().remote_rtcp {
+        let _ = setup.rtcp.try_send_to(&core.rtcp_bye(), to);
+    }
+    let recording = match recorder {
+        Some(rec) => match rec.finish() {
+            Ok(summary) => Some(summary),
+            Err(e) => {
+                tracing::warn!(error = %e, "finishing the recording failed");
+                None
+            }
+        },
+        None => None,
+    };
+    MediaSummary {
+        recording,
+        received: core.received_packets(),
+        lost: core.lost_packets(),
+    }
+}
