@@ -31,9 +31,9 @@ pub struct Config {
     /// HTTP server settings.
     #[serde(default)]
     pub http: HttpConfig,
-    /// SIP settings.
+    /// SIP gateway settings (`[sip]`, `[[sip.trunk]]`).
     #[serde(default)]
-    pub sip: SipConfig,
+    pub sip: sip_gateway::GatewayConfig,
     /// The hotlines this centre runs.
     #[serde(default, rename = "hotline")]
     pub hotlines: Vec<Hotline>,
@@ -73,22 +73,6 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[sip]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SipConfig {
-    /// Address the SIP gateway listens on (UDP and TCP).
-    pub listen: String,
-}
-
-impl Default for SipConfig {
-    fn default() -> Self {
-        SipConfig {
-            listen: "0.0.0.0:5060".into(),
-        }
-    }
-}
-
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -115,6 +99,8 @@ pub struct Loaded {
     pub http_listen: SocketAddr,
     /// Parsed `sip.listen`.
     pub sip_listen: SocketAddr,
+    /// The checked `[sip]` section.
+    pub sip: sip_gateway::Settings,
     /// Categories.
     pub catalogue: Catalogue,
     /// Departments.
@@ -181,6 +167,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
             config.sip.listen
         )
     })?;
+    let sip = config
+        .sip
+        .settings()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let url = &config.database_url;
     if !url.is_empty()
         && !["sqlite:", "postgres:", "postgresql:"]
@@ -238,6 +228,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
         config,
         http_listen,
         sip_listen,
+        sip,
         catalogue,
         directory,
         sla,

@@ -4,6 +4,7 @@
 //! workspace crates (`ticketing`, `sip-gateway`, `ivr`, `channels`, `transcribe`).
 
 mod auth;
+mod calls;
 mod config;
 mod http;
 
@@ -105,7 +106,7 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,rsipstack=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -276,9 +277,44 @@ async fn user_command(
 }
 
 async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
+    // Two sockets per call (RTP and RTCP) and a recording file: lift the soft descriptor limit
+    // to the hard one, or the 1,000 calls the gateway is sized for would hit the usual 1,024.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 4 * loaded.sip.max_calls as u64 => tracing::warn!(
+            limit = n,
+            max_calls = loaded.sip.max_calls,
+            "the open-file limit is low for sip.max_calls; raise it (ulimit -n)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let store = open_store(&loaded).await?;
     store.migrate().await.context("migrating the database")?;
     let database = redact(&loaded.database_url());
+    let node = calls::node_name();
+    let data_dir = loaded.config.data_dir.clone();
+    calls::recover(&store, &data_dir, &node)
+        .await
+        .context("recovering calls left open by an earlier run")?;
+    let (call_events, call_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let records = tokio::spawn(calls::write_records(store.clone(), call_events_rx, node));
+    let timezone = jiff::tz::TimeZone::get(&loaded.config.calendar.timezone)
+        .context("calendar.timezone")?;
+    let routes = sip_gateway::routing::Routes::new(
+        loaded
+            .config
+            .hotlines
+            .iter()
+            .map(|h| (h.number.clone(), h.aliases.clone())),
+    );
+    let gateway = sip_gateway::Gateway::start(sip_gateway::GatewayOptions {
+        settings: loaded.sip.clone(),
+        routes,
+        data_dir: data_dir.clone(),
+        timezone,
+        events: call_events,
+    })
+    .await?;
     let http_cfg = loaded.config.http.clone();
     let app = http::App {
         tickets: Tickets::new(
@@ -295,6 +331,7 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         session_hours: http_cfg.session_hours,
         secure_cookies: http_cfg.secure_cookies,
         metrics: http::ops::prometheus(),
+        data_dir: loaded.config.data_dir.clone(),
     };
     let listener = tokio::net::TcpListener::bind(loaded.http_listen)
         .await
@@ -303,11 +340,20 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
     tracing::info!(%addr, %database, "hotline listening");
     // One line on stdout that scripts and tests can wait for.
     println!("hotline listening on http://{addr}");
+    println!(
+        "hotline SIP on udp:{} tcp:{}",
+        gateway.udp_addr(),
+        gateway.tcp_addr()
+    );
     let router = http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    tracing::info!("shutting down: ending calls");
+    gateway.shutdown(std::time::Duration::from_secs(5)).await;
+    // The gateway's event sender is gone with it: the writer drains what is left and stops.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), records).await;
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())

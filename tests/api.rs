@@ -30,6 +30,7 @@ fn hotline(data: &std::path::Path, database_url: &str) -> Command {
     cmd.env("HOTLINE_CONFIG", CONFIG)
         .env("HOTLINE_DATA_DIR", data)
         .env("HOTLINE_HTTP_LISTEN", "127.0.0.1:0")
+        .env("HOTLINE_SIP_LISTEN", "127.0.0.1:0")
         .env("HOTLINE_DATABASE_URL", database_url)
         .env("RUST_LOG", "warn");
     cmd
@@ -63,9 +64,11 @@ fn start(database_url: &str) -> Server {
     let mut cmd = hotline(data.path(), database_url);
     let mut child = cmd.arg("serve").stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    // Keep reading what the server prints after its first line, so it never writes into a
+    // closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let base = line
         .trim()
         .strip_prefix("hotline listening on ")

@@ -208,10 +208,10 @@ pub(crate) async fn run(setup: CallSetup) {
                 Some(DialogState::Terminated(_, reason)) => break terminated(&reason),
                 Some(DialogState::Confirmed(..)) => ctl.on_ack(&mut local).await,
                 Some(DialogState::Updated(_, req, handle)) => {
-                    if ctl.on_offer(&req, handle, &mut local, timer.as_ref()).await {
-                        if let Some(t) = timer.as_mut() {
-                            t.refreshed(Instant::now(), session_interval(&req));
-                        }
+                    if ctl.on_offer(&req, handle, &mut local, timer.as_ref()).await
+                        && let Some(t) = timer.as_mut()
+                    {
+                        t.refreshed(Instant::now(), session_interval(&req));
                     }
                 }
                 Some(DialogState::Info(_, req, handle)) => ctl.on_info(&req, handle).await,

@@ -21,11 +21,6 @@ pub enum Inspection {
 /// bodies are an attack, not a call).
 pub const MAX_MESSAGE: usize = 65_000;
 
-const METHODS: [&str; 14] = [
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK", "REFER",
-    "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH",
-];
-
 /// Decides whether a datagram goes to the stack, gets a 400, or is dropped.
 pub fn inspect(datagram: &[u8]) -> Inspection {
     if datagram.len() > MAX_MESSAGE {
@@ -35,6 +30,12 @@ pub fn inspect(datagram: &[u8]) -> Inspection {
         None => Inspection::Deliver,
         Some(why) => reply_or_drop(datagram, why),
     }
+}
+
+/// For a datagram longer than the receiver can take whole: never delivered (cut to fit, it
+/// would be another message), answered 400 like an oversized request when it can be.
+pub fn too_large(datagram: &[u8]) -> Inspection {
+    reply_or_drop(datagram, "message too large")
 }
 
 /// The first thing wrong with a message, or None when it may go to the stack.
@@ -90,13 +91,10 @@ fn problem(datagram: &[u8]) -> Option<&'static str> {
     if number.parse::<u32>().is_err() || parts.next().is_some() {
         return Some("bad CSeq");
     }
-    if let Some(method) = method {
-        if cseq_method != method {
-            return Some("CSeq method does not match the request");
-        }
-        if !METHODS.contains(&method) {
-            // Unknown methods are the stack's to answer with 405/501; they are well-formed.
-        }
+    if let Some(method) = method
+        && cseq_method != method
+    {
+        return Some("CSeq method does not match the request");
     }
     if headers.from.is_some_and(|v| !v.contains(':') || v.contains('\0')) {
         return Some("bad From");
@@ -114,10 +112,10 @@ fn problem(datagram: &[u8]) -> Option<&'static str> {
             Err(_) => return Some("bad Content-Length"),
         }
     }
-    if let Some(mf) = headers.max_forwards {
-        if mf.trim().parse::<u8>().is_err() {
-            return Some("bad Max-Forwards");
-        }
+    if let Some(mf) = headers.max_forwards
+        && mf.trim().parse::<u8>().is_err()
+    {
+        return Some("bad Max-Forwards");
     }
     // Finally the stack's own parser must accept it, or it would be dropped below us.
     if rsipstack::sip::SipMessage::try_from(datagram).is_err() {
@@ -273,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_call_id_gets_400_naming_it() {
+    fn a_request_without_call_id_cannot_be_answered_and_is_dropped() {
         let msg = GOOD.replace("Call-ID: abc@127.0.0.1\r\n", "");
         // Without a Call-ID a response cannot be matched: dropped.
         assert_eq!(inspect(msg.as_bytes()), Inspection::Drop("missing Call-ID"));

@@ -255,10 +255,10 @@ impl MediaCore {
     pub fn on_rtcp(&mut self, datagram: &[u8], now: SystemTime) {
         if let Ok(packets) = rtcp::parse_compound(datagram) {
             for p in packets {
-                if let rtcp::RtcpPacket::SenderReport(sr) = p {
-                    if let Some(rx) = self.rx.as_mut() {
-                        rx.on_sender_report(sr.ntp_middle32(), rtcp::ntp_time(now));
-                    }
+                if let rtcp::RtcpPacket::SenderReport(sr) = p
+                    && let Some(rx) = self.rx.as_mut()
+                {
+                    rx.on_sender_report(sr.ntp_middle32(), rtcp::ntp_time(now));
                 }
             }
         }
@@ -301,11 +301,12 @@ impl MediaCore {
         // The watchdog: only while the caller is expected to send.
         if self.params.receive {
             let quiet_since = self.last_rx.unwrap_or(self.silence_since);
-            if let Some(limit) = self.no_rtp {
-                if now.duration_since(quiet_since) >= limit && !self.no_rtp_reported {
-                    self.no_rtp_reported = true;
-                    self.events.push(MediaEvent::NoRtp);
-                }
+            if let Some(limit) = self.no_rtp
+                && now.duration_since(quiet_since) >= limit
+                && !self.no_rtp_reported
+            {
+                self.no_rtp_reported = true;
+                self.events.push(MediaEvent::NoRtp);
             }
         }
 
@@ -341,7 +342,7 @@ impl MediaCore {
 
     /// Whether an RTCP report is due on this tick.
     pub fn rtcp_due(&self) -> bool {
-        self.ticks % RTCP_EVERY_TICKS == 0
+        self.ticks.is_multiple_of(RTCP_EVERY_TICKS)
     }
 
     /// The compound RTCP report (SR while sending, RR otherwise) for `now`.
@@ -417,17 +418,17 @@ pub async fn run(mut setup: MediaSetup, mut commands: mpsc::UnboundedReceiver<Me
                 if let (Some(packet), Some(to)) = (tick.packet, remote) {
                     let _ = setup.rtp.try_send_to(packet, to);
                 }
-                if let Some(rec) = recorder.as_mut() {
-                    if let Err(e) = rec.write_frame(tick.caller, tick.hotline) {
-                        let _ = events.send(MediaEvent::RecordingFailed(e.to_string()));
-                        recorder = None;
-                    }
+                if let Some(rec) = recorder.as_mut()
+                    && let Err(e) = rec.write_frame(tick.caller, tick.hotline)
+                {
+                    let _ = events.send(MediaEvent::RecordingFailed(e.to_string()));
+                    recorder = None;
                 }
-                if core.rtcp_due() {
-                    if let Some(to) = core.params().remote_rtcp {
-                        let report = core.rtcp_report(SystemTime::now());
-                        let _ = setup.rtcp.try_send_to(&report, to);
-                    }
+                if core.rtcp_due()
+                    && let Some(to) = core.params().remote_rtcp
+                {
+                    let report = core.rtcp_report(SystemTime::now());
+                    let _ = setup.rtcp.try_send_to(&report, to);
                 }
             }
         }

@@ -20,7 +20,7 @@ use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::call::{self, CallSetup};
 use crate::config::Settings;
@@ -97,10 +97,10 @@ impl Shared {
 
     /// Logs a problem with a file once, not on every call.
     pub fn warn_once(&self, path: &Path, problem: &str) {
-        if let Ok(mut w) = self.warned.lock() {
-            if w.insert(path.to_path_buf()) {
-                warn!(path = %path.display(), problem, "prompt unavailable; calls go on without it");
-            }
+        if let Ok(mut w) = self.warned.lock()
+            && w.insert(path.to_path_buf())
+        {
+            warn!(path = %path.display(), problem, "prompt unavailable; calls go on without it");
         }
     }
 }
@@ -160,7 +160,7 @@ impl Gateway {
                 key: Some(key),
                 ..Default::default()
             };
-            let tls = rsipstack::transport::tls::TlsListenerConnection::new((*addr).into(), None, config)
+            let tls = rsipstack::transport::tls::TlsListenerConnection::new(*addr, None, config)
                 .await
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             transport.add_transport(tls.into());
@@ -307,7 +307,7 @@ fn has_to_tag(tx: &Transaction) -> bool {
 }
 
 async fn handle(shared: Arc<Shared>, mut tx: Transaction) {
-    let method = tx.original.method.clone();
+    let method = tx.original.method;
     let in_dialog = has_to_tag(&tx);
     match method {
         Method::Invite if !in_dialog => new_call(shared, tx).await,
@@ -367,7 +367,7 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn header_value<'a>(tx: &'a Transaction, name: &str) -> Option<String> {
+fn header_value(tx: &Transaction, name: &str) -> Option<String> {
     tx.original.headers().iter().find_map(|h| {
         let text = h.to_string();
         let (n, v) = text.split_once(':')?;
@@ -396,9 +396,7 @@ async fn new_call(shared: Arc<Shared>, tx: Transaction) {
     match shared.admission.check(source, "INVITE", authorization.as_deref(), unix_now()) {
         Verdict::Admit { trunk } => {
             let span = tracing::info_span!("call", %call_id);
-            let _enter = span.enter();
-            drop(_enter);
-            admitted(shared, tx, call_id, trunk).await
+            admitted(shared, tx, call_id, trunk).instrument(span).await
         }
         Verdict::Challenge { www_authenticate } => {
             refuse(tx, StatusCode::Unauthorized, vec![Header::Other("WWW-Authenticate".into(), www_authenticate)]).await
@@ -414,7 +412,12 @@ async fn new_call(shared: Arc<Shared>, tx: Transaction) {
 async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: String) {
     let req = &tx.original;
     let dialed = req.uri.user().unwrap_or("").to_string();
-    let from_uri = req.from_header().map(|f| f.value().to_string()).unwrap_or_default();
+    let from_uri = req
+        .from_header()
+        .ok()
+        .and_then(|f| f.uri().ok())
+        .map(|u| u.to_string())
+        .unwrap_or_default();
     let from_number = req
         .from_header()
         .ok()
@@ -453,6 +456,7 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
 
     // 3. Room for one more call (the slot is held until the call ends).
     let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+    metrics::gauge!("hotline_calls_active").set(active as f64);
     let slot = Slot(shared.clone());
     if active > shared.settings.max_calls {
         metrics::counter!("hotline_calls_busy_total").increment(1);
@@ -562,7 +566,8 @@ struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        let left = self.0.active.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        metrics::gauge!("hotline_calls_active").set(left as f64);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP API (`/api/v1`), operations endpoints and the OpenAPI document. Handlers are thin:
 //! they take typed extractors, call one `ticketing` function and map errors in [`problem`].
 
+pub mod calls;
 pub mod ops;
 pub mod problem;
 pub mod reference;
@@ -8,6 +9,7 @@ pub mod session;
 pub mod tickets;
 pub mod users;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,15 +35,19 @@ pub struct App {
     pub secure_cookies: bool,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
+    /// The data directory (`data_dir` in the configuration): stored recording paths are relative
+    /// to it.
+    pub data_dir: PathBuf,
 }
 
 /// The OpenAPI document, generated from the handlers and types.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hotline API", description = "Municipal service hotline (12319 / 12345): tickets, workflow, SLA."),
+    info(title = "hotline API", description = "Municipal service hotline (12319 / 12345): tickets, workflow, SLA, calls."),
     paths(
         session::login, session::logout, session::me,
         tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
+        calls::list, calls::get, calls::recording,
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
         ops::healthz, ops::metrics,
@@ -51,6 +57,7 @@ pub struct App {
     tags(
         (name = "auth", description = "Login sessions"),
         (name = "tickets", description = "工单: intake, workflow, audit trail"),
+        (name = "calls", description = "Call detail records and recordings (every play audited)"),
         (name = "reference", description = "Categories, departments, hotlines"),
         (name = "users", description = "Staff accounts"),
         (name = "ops", description = "Health and metrics"),
@@ -96,6 +103,9 @@ pub fn router(app: App) -> Router {
         .route("/tickets/{number}", get(tickets::get))
         .route("/tickets/{number}/transitions", post(tickets::transition))
         .route("/tickets/{number}/events", get(tickets::events))
+        .route("/calls", get(calls::list))
+        .route("/calls/{id}", get(calls::get))
+        .route("/calls/{id}/recording", get(calls::recording))
         .route("/categories", get(reference::categories))
         .route("/departments", get(reference::departments))
         .route("/hotlines", get(reference::hotlines))

@@ -2,13 +2,16 @@
 //! calendar, categories, departments, and their storage.
 //!
 //! Entry points: [`Tickets`] (the one intake and the one way to change a ticket), [`workflow::apply`]
-//! (the state machine, sans-IO), [`sla::Sla`] (due times), [`store::Store`] (SQLite or PostgreSQL).
+//! (the state machine, sans-IO), [`sla::Sla`] (due times), [`store::Store`] (SQLite or PostgreSQL),
+//! [`calls`] (call detail records the SIP gateway writes), [`audit`] (the general audit log).
 //!
 //! Invariants: nothing here knows about SIP, HTTP or WeChat; no function reads the clock — `now`
 //! is always passed in; only [`store`] writes ticket rows, and every change writes its audit event
 //! in the same transaction.
 
+pub mod audit;
 pub mod calendar;
+pub mod calls;
 pub mod category;
 pub mod department;
 pub mod limit;
@@ -21,6 +24,8 @@ pub mod workflow;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::AuditEntry;
+pub use calls::{Call, CallEnd, CallFilter, EndedBy, NewCall};
 pub use model::{Channel, NewTicket, Priority, Ticket, TicketNumber};
 pub use service::{Error, Hotline, Tickets};
 pub use store::Store;

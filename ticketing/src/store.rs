@@ -1,19 +1,26 @@
 //! Storage: one repository layer over SQLite (default, a WAL file) and PostgreSQL (scale-out),
 //! through sqlx's `Any` driver and one migration set per backend.
 //!
+//! Tables: tickets and their trail (`tickets`), staff and sessions (`users`), call detail records
+//! (`calls`), the general audit log (`audit`).
+//!
 //! Invariant: only this module writes ticket rows, and every ticket change writes its audit event
 //! in the same transaction.
 
+mod audit;
+mod calls;
 mod tickets;
 mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use serde::Serialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use utoipa::ToSchema;
 
-pub use tickets::{Page, TicketFilter, TicketSummary};
+pub use tickets::{TicketFilter, TicketSummary};
 pub use users::{NewUser, Session, User};
 
 /// Which database a [`Store`] talks to; the few statements that differ pick their dialect by it.
@@ -228,4 +235,65 @@ pub(crate) fn duplicate_or(err: sqlx::Error, what: impl FnOnce() -> String) -> S
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate(what()),
         _ => StoreError::Database(err),
     }
+}
+
+/// One page of results and the total count.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// How many match in all.
+    pub total: i64,
+    /// This page's number (1-based).
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+/// A bind value of a dynamic query (filters that are present or not).
+pub(crate) enum Bind {
+    /// Text.
+    Text(String),
+    /// Integer (timestamps in ms, ids).
+    Int(i64),
+}
+
+/// A text column parsed into a code type; a value that does not parse is a corrupt row.
+pub(crate) fn parse<T: std::str::FromStr>(
+    table: &'static str,
+    row: &AnyRow,
+    col: &str,
+) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(col)?;
+    text.parse()
+        .map_err(|e: T::Err| StoreError::corrupt(table, format!("{col}: {e}")))
+}
+
+/// `s` with the `LIKE` wildcards escaped (use with `ESCAPE '\\'`).
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The bind values of a dynamic query, in placeholder order (built anew for each statement run).
+pub(crate) fn arguments(binds: &[Bind]) -> Result<sqlx::any::AnyArguments, StoreError> {
+    use sqlx::Arguments as _;
+    let mut args = sqlx::any::AnyArguments::default();
+    for b in binds {
+        match b {
+            Bind::Text(s) => args.add(s.clone()),
+            Bind::Int(i) => args.add(*i),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
 }

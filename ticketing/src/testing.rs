@@ -77,14 +77,14 @@ impl TestDb {
     /// Drops the PostgreSQL schema (no-op on SQLite).
     pub async fn cleanup(self) {
         self.store.close().await;
-        if let (Some(schema), Ok(url)) = (&self.schema, std::env::var("TEST_DATABASE_URL")) {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&url).await {
-                let _ = sqlx::query(AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-                )))
-                .execute(&mut conn)
-                .await;
-            }
+        if let (Some(schema), Ok(url)) = (&self.schema, std::env::var("TEST_DATABASE_URL"))
+            && let Ok(mut conn) = sqlx::AnyConnection::connect(&url).await
+        {
+            let _ = sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
         }
     }
 }

@@ -140,7 +140,7 @@ db_test!(a_ticket_walks_the_closed_loop_with_its_audit_trail, |db| {
         .unwrap();
     let n = ticket.number.to_string();
     let mut step = |minutes: i64| {
-        now = now + SignedDuration::from_mins(minutes);
+        now += SignedDuration::from_mins(minutes);
         now
     };
     let steps: Vec<(Actor, Action, Status)> = vec![
@@ -418,7 +418,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [a.clone()]
+        std::slice::from_ref(&a)
     );
     assert_eq!(
         list(
@@ -430,7 +430,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(
         list(
@@ -442,7 +442,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [a.clone()]
+        std::slice::from_ref(&a)
     );
     assert_eq!(
         list(
@@ -454,7 +454,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(
         list(
@@ -466,7 +466,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(
         list(
@@ -490,7 +490,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     // Department users see their own department's tickets only, whatever they ask for.
     let drain = actor(5, Role::Department, Some("DRAIN"));
@@ -504,7 +504,7 @@ db_test!(search_filters_and_department_scope, |db| {
             later
         )
         .await,
-        [a.clone()]
+        std::slice::from_ref(&a)
     );
     // b is still waiting to be filed (10 minutes): overdue a day later; a waits for 签收 (1 hour).
     let tomorrow = now + SignedDuration::from_hours(24);
@@ -531,7 +531,7 @@ db_test!(search_filters_and_department_scope, |db| {
             now + SignedDuration::from_mins(12)
         )
         .await,
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(db.store.overdue_count(tomorrow).await.unwrap(), 2);
     let page = t

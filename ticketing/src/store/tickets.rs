@@ -7,7 +7,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::{Backend, Store, StoreError, from_millis, to_millis};
+use super::{
+    Backend, Bind, Page, Store, StoreError, arguments, escape_like, from_millis, parse, to_millis,
+};
 use crate::model::{
     Attachment, Channel, Location, NewTicket, PhoneNumber, Priority, Reporter, Ticket, TicketNumber,
 };
@@ -72,40 +74,9 @@ pub struct TicketSummary {
     pub updated_at: Timestamp,
 }
 
-/// One page of results and the total count.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Page<T> {
-    /// This page's items.
-    pub items: Vec<T>,
-    /// How many match in all.
-    pub total: i64,
-    /// This page's number (1-based).
-    pub page: u32,
-    /// Page size.
-    pub per_page: u32,
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 const TICKET_COLUMNS: &str = "t.id, t.number, t.hotline, t.channel, t.status, t.priority, t.category, \
     t.department, t.content, t.address, t.lat, t.lon, t.grid_code, t.work_state, t.current_due, \
     t.created_at, t.updated_at, (SELECT m.number FROM tickets m WHERE m.id = t.merged_into) AS merged_number";
-
-fn parse<T: std::str::FromStr>(
-    table: &'static str,
-    row: &AnyRow,
-    col: &str,
-) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(col)?;
-    text.parse()
-        .map_err(|e: T::Err| StoreError::corrupt(table, format!("{col}: {e}")))
-}
 
 impl Store {
     /// Writes a new ticket, its first audit event and its number (the next of the local day for
@@ -421,31 +392,6 @@ impl Store {
         .fetch_one(&self.pool)
         .await?)
     }
-}
-
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// The bind values of a dynamic query, in placeholder order (built anew for each statement run).
-fn arguments(binds: &[Bind]) -> Result<sqlx::any::AnyArguments, StoreError> {
-    use sqlx::Arguments as _;
-    let mut args = sqlx::any::AnyArguments::default();
-    for b in binds {
-        match b {
-            Bind::Text(s) => args.add(s.clone()),
-            Bind::Int(i) => args.add(*i),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
 }
 
 async fn insert_reporter(
