@@ -25,13 +25,14 @@ pub fn node_name() -> String {
 }
 
 /// Closes the calls this node left running and repairs the recordings of the last three days.
-pub async fn recover(store: &Store, data_dir: &Path, node: &str) -> anyhow::Result<()> {
+/// Days are counted in the calendar's time zone, as the gateway files recordings by it.
+pub async fn recover(store: &Store, data_dir: &Path, node: &str, timezone: &jiff::tz::TimeZone) -> anyhow::Result<()> {
     let closed = store.close_interrupted_calls(Timestamp::now(), Some(node)).await?;
     if closed > 0 {
         tracing::warn!(closed, "closed calls left open by an earlier run of this node");
     }
     let root = data_dir.join("recordings");
-    let today = jiff::Zoned::now().date();
+    let today = Timestamp::now().to_zoned(timezone.clone()).date();
     let days: Vec<_> = (0..3)
         .filter_map(|d| today.checked_sub(jiff::Span::new().days(d)).ok())
         .map(|d| root.join(format!("{:04}/{:02}/{:02}", d.year(), d.month(), d.day())))

@@ -293,13 +293,13 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
     let database = redact(&loaded.database_url());
     let node = calls::node_name();
     let data_dir = loaded.config.data_dir.clone();
-    calls::recover(&store, &data_dir, &node)
-        .await
-        .context("recovering calls left open by an earlier run")?;
     let (call_events, call_events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let records = tokio::spawn(calls::write_records(store.clone(), call_events_rx, node));
     let timezone = jiff::tz::TimeZone::get(&loaded.config.calendar.timezone)
         .context("calendar.timezone")?;
+    calls::recover(&store, &data_dir, &node, &timezone)
+        .await
+        .context("recovering calls left open by an earlier run")?;
+    let records = tokio::spawn(calls::write_records(store.clone(), call_events_rx, node));
     let routes = sip_gateway::routing::Routes::new(
         loaded
             .config

@@ -27,6 +27,14 @@ impl Routes {
         Routes { by_number }
     }
 
+    /// The hotline numbers, each once, sorted.
+    pub fn hotlines(&self) -> Vec<&str> {
+        let mut h: Vec<&str> = self.by_number.values().map(String::as_str).collect();
+        h.sort_unstable();
+        h.dedup();
+        h
+    }
+
     /// The hotline a dialed number reaches, if any.
     pub fn route(&self, dialed: &str) -> Option<&str> {
         let n = normalize(dialed);

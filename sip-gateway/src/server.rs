@@ -210,6 +210,17 @@ impl Gateway {
             settings,
         });
 
+        // Load and resample the greetings now, not on the first call.
+        for hotline in shared.routes.hotlines() {
+            if shared.settings.greeting.is_empty() {
+                break;
+            }
+            let path = shared.data_dir.join(shared.settings.greeting.replace("{hotline}", hotline));
+            if let Err(e) = shared.prompts.get(&path) {
+                shared.warn_once(&path, &e.to_string());
+            }
+        }
+
         let serve_endpoint = endpoint.inner.clone();
         tokio::spawn(async move {
             if let Err(e) = serve_endpoint.serve().await {
