@@ -340,11 +340,18 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
     tracing::info!(%addr, %database, "hotline listening");
     // One line on stdout that scripts and tests can wait for.
     println!("hotline listening on http://{addr}");
-    println!(
-        "hotline SIP on udp:{} tcp:{}",
-        gateway.udp_addr(),
-        gateway.tcp_addr()
-    );
+    match gateway.tls_addr() {
+        Some(tls) => println!(
+            "hotline SIP on udp:{} tcp:{} tls:{tls}",
+            gateway.udp_addr(),
+            gateway.tcp_addr()
+        ),
+        None => println!(
+            "hotline SIP on udp:{} tcp:{}",
+            gateway.udp_addr(),
+            gateway.tcp_addr()
+        ),
+    }
     let router = http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

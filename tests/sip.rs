@@ -511,6 +511,76 @@ async fn sbc_keepalive_is_answered() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_over_tcp_is_answered() {
+    let hotline = Hotline::start(|_| {});
+    let run = hotline
+        .sipp("caller_speaks")
+        .pause_ms(1000)
+        .args(["-t", "t1"])
+        .run()
+        .await;
+    run.assert_success();
+    // The Contact of the 200 says TCP, so the caller's in-dialog requests stay on TCP.
+    let ok = run.received_status(200).expect("a 200 OK");
+    let contact = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("contact:"))
+        .unwrap_or_else(|| panic!("no Contact in {ok}"));
+    assert!(
+        contact.to_ascii_lowercase().contains("transport=tcp"),
+        "{contact}"
+    );
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "caller");
+    assert!(
+        call["source"].as_str().unwrap_or("").starts_with("tcp:"),
+        "{call}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tls_is_answered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hotline = Hotline::start(|sip| sip.tls_port = Some(port));
+    let request = format!(
+        "OPTIONS sip:12319@127.0.0.1:{port};transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-tls1\r\n\
+         From: <sip:sbc@127.0.0.1>;tag=1\r\nTo: <sip:12319@127.0.0.1>\r\n\
+         Call-ID: tls-keepalive@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    // A real TLS client (openssl s_client) speaks the request and prints what comes back.
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl must be installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut status = String::new();
+    let reader = std::thread::spawn(move || {
+        stdout.read_line(&mut status).map(|_| status)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = reader.join().unwrap().unwrap_or_default();
+    assert_eq!(status.trim(), "SIP/2.0 200 OK", "log:\n{}", hotline.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_survives_kill_9() {
     let mut hotline = Hotline::start(|_| {});
     let api = hotline.supervisor().await;
@@ -573,6 +643,8 @@ async fn recording_survives_kill_9() {
 
 /// `[sip]` settings a test changes; the rest are the shipped defaults.
 struct Sip {
+    /// A TLS listener on this port, with a self-signed certificate made by `openssl`.
+    tls_port: Option<u16>,
     answer_delay_ms: u64,
     no_rtp_seconds: u64,
     max_calls: usize,
@@ -590,6 +662,7 @@ struct Trunk {
 impl Default for Sip {
     fn default() -> Sip {
         Sip {
+            tls_port: None,
             answer_delay_ms: 0,
             no_rtp_seconds: 30,
             max_calls: 1000,
@@ -609,6 +682,11 @@ impl Sip {
             "[sip]\nlisten = \"127.0.0.1:0\"\nanswer_delay_ms = {}\nno_rtp_seconds = {}\nmax_calls = {}\nretry_after_seconds = {}\n",
             self.answer_delay_ms, self.no_rtp_seconds, self.max_calls, self.retry_after_seconds
         );
+        if let Some(port) = self.tls_port {
+            out.push_str(&format!(
+                "tls_listen = \"127.0.0.1:{port}\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n"
+            ));
+        }
         for t in &self.trunks {
             let addresses: Vec<String> = t.addresses.iter().map(|a| format!("{a:?}")).collect();
             out.push_str(&format!(
@@ -650,9 +728,21 @@ impl Hotline {
              [[hotline]]\nnumber = \"12319\"\nname = \"城市管理服务热线\"\naliases = [\"+8655112319\"]\n\n\
              [calendar]\ntimezone = \"Asia/Shanghai\"\n",
             data = data.display().to_string(),
-            sip = sip.to_toml(),
+            sip = sip
+                .to_toml()
+                .replace("\"tls/", &format!("\"{}/tls/", dir.path().display())),
         );
         std::fs::write(dir.path().join("hotline.toml"), config).unwrap();
+        if sip.tls_port.is_some() {
+            std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+            let out = Command::new("openssl")
+                .current_dir(dir.path())
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+                .args(["-subj", "/CN=localhost", "-keyout", "tls/key.pem", "-out", "tls/cert.pem"])
+                .output()
+                .expect("openssl must be installed");
+            assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        }
         write_greeting(&data.join("prompts/12319/welcome.wav"));
         let mut hotline = Hotline {
             dir,

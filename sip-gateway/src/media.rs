@@ -439,11 +439,16 @@ pub async fn run(mut setup: MediaSetup, mut commands: mpsc::UnboundedReceiver<Me
     if let Some(to) = core.params().remote_rtcp {
         let _ = setup.rtcp.try_send_to(&core.rtcp_bye(), to);
     }
+    // Finishing syncs the file to disk (tens of milliseconds): off the runtime's threads.
     let recording = match recorder {
-        Some(rec) => match rec.finish() {
-            Ok(summary) => Some(summary),
-            Err(e) => {
+        Some(rec) => match tokio::task::spawn_blocking(move || rec.finish()).await {
+            Ok(Ok(summary)) => Some(summary),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "finishing the recording failed");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "finishing the recording panicked");
                 None
             }
         },

@@ -85,6 +85,7 @@ pub(crate) struct Shared {
     pub dialogs: Arc<DialogLayer>,
     pub media_ip: IpAddr,
     pub contact: rsipstack::sip::Uri,
+    pub sip_port: u16,
     pub cancel: CancellationToken,
     warned: Mutex<HashSet<PathBuf>>,
 }
@@ -205,6 +206,7 @@ impl Gateway {
             dialogs,
             media_ip,
             contact,
+            sip_port: udp_addr.port(),
             cancel: cancel.clone(),
             warned: Mutex::new(HashSet::new()),
             settings,
@@ -245,6 +247,11 @@ impl Gateway {
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The TLS address, when TLS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.settings.tls.as_ref().map(|(a, _, _)| *a)
     }
 
     /// Calls in progress.
@@ -534,7 +541,21 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
 
     // 7. The dialog; rsipstack drives the INVITE transaction (100, retransmissions, ACK, CANCEL).
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
-    let dialog = match shared.dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(shared.contact.clone())) {
+    // Over TCP or TLS the Contact says so, or in-dialog requests would come back over UDP.
+    let mut contact = shared.contact.clone();
+    if let Some(conn) = tx.connection.as_ref() {
+        let transport = conn.transport();
+        if transport != rsipstack::sip::Transport::Udp {
+            if transport == rsipstack::sip::Transport::Tls {
+                contact.scheme = Some(rsipstack::sip::Scheme::Sips);
+            }
+            if let Some(addr) = shared.listen_addr(transport) {
+                contact.host_with_port = addr.into();
+            }
+            contact.params.push(rsipstack::sip::Param::Transport(transport));
+        }
+    }
+    let dialog = match shared.dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
         Ok(d) => d,
         Err(e) => {
             warn!(%call_id, error = %e, "cannot create the dialog");
@@ -565,6 +586,14 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
 }
 
 impl Shared {
+    /// Where we listen for a stream transport, as advertised (the media IP, that listener's port).
+    fn listen_addr(&self, transport: rsipstack::sip::Transport) -> Option<SocketAddr> {
+        match transport {
+            rsipstack::sip::Transport::Tls => self.settings.tls.as_ref().map(|(a, _, _)| SocketAddr::new(self.media_ip, a.port())),
+            _ => Some(SocketAddr::new(self.media_ip, self.sip_port)),
+        }
+    }
+
     /// The address RTP sockets bind to: the SIP listen address when it is concrete.
     pub fn media_ip_bind(&self) -> IpAddr {
         let ip = self.settings.listen.ip();
