@@ -161,7 +161,17 @@ fn sipp(dir: &Path, scenario: &Path, target: &str, args: &[String]) -> Child {
         .current_dir(dir)
         .arg("-sf")
         .arg(scenario)
-        .args(["-s", "12319", target, "-i", "127.0.0.1", "-nostdin", "-trace_stat", "-fd", "1"])
+        .args([
+            "-s",
+            "12319",
+            target,
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-trace_stat",
+            "-fd",
+            "1",
+        ])
         .args(["-stf", "stats.csv"])
         .args(args)
         .stdout(Stdio::null())
@@ -207,13 +217,18 @@ fn main() {
     let (_, idle_rss) = usage(hotline.child.id());
     println!(
         "machine: {} cores; hotline pid {}; SIP {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         hotline.child.id(),
         hotline.sip
     );
 
     println!("\n== call set-up rate (each call answered, greeted, recorded, held 1 s) ==");
-    println!("{:>8} {:>8} {:>8} {:>10}", "target", "calls", "failed", "achieved");
+    println!(
+        "{:>8} {:>8} {:>8} {:>10}",
+        "target", "calls", "failed", "achieved"
+    );
     for rate in &rates {
         let _ = std::fs::remove_file(dir.join("stats.csv"));
         let calls = rate * 10;
@@ -264,7 +279,11 @@ fn main() {
     write_caller_audio(&audio);
     let scenario = dir.join("load_call.xml");
     let template = std::fs::read_to_string(scenarios.join("load_call.xml")).unwrap();
-    std::fs::write(&scenario, template.replace("RTP_FILE", &audio.to_string_lossy())).unwrap();
+    std::fs::write(
+        &scenario,
+        template.replace("RTP_FILE", &audio.to_string_lossy()),
+    )
+    .unwrap();
     let pid = hotline.child.id();
     for n in &concurrency {
         let lost0 = metric(&hotline.http, "hotline_rtp_packets_lost_total");
@@ -321,5 +340,7 @@ fn main() {
         );
         std::thread::sleep(Duration::from_secs(3));
     }
-    println!("\n(CPU and CPU/call: share of one core; RSS/call: resident memory above idle, per call.)");
+    println!(
+        "\n(CPU and CPU/call: share of one core; RSS/call: resident memory above idle, per call.)"
+    );
 }

@@ -26,10 +26,20 @@ pub fn node_name() -> String {
 
 /// Closes the calls this node left running and repairs the recordings of the last three days.
 /// Days are counted in the calendar's time zone, as the gateway files recordings by it.
-pub async fn recover(store: &Store, data_dir: &Path, node: &str, timezone: &jiff::tz::TimeZone) -> anyhow::Result<()> {
-    let closed = store.close_interrupted_calls(Timestamp::now(), Some(node)).await?;
+pub async fn recover(
+    store: &Store,
+    data_dir: &Path,
+    node: &str,
+    timezone: &jiff::tz::TimeZone,
+) -> anyhow::Result<()> {
+    let closed = store
+        .close_interrupted_calls(Timestamp::now(), Some(node))
+        .await?;
     if closed > 0 {
-        tracing::warn!(closed, "closed calls left open by an earlier run of this node");
+        tracing::warn!(
+            closed,
+            "closed calls left open by an earlier run of this node"
+        );
     }
     let root = data_dir.join("recordings");
     let today = Timestamp::now().to_zoned(timezone.clone()).date();
@@ -61,7 +71,11 @@ pub async fn recover(store: &Store, data_dir: &Path, node: &str, timezone: &jiff
 }
 
 /// Writes call events as they come until the gateway drops its sender.
-pub async fn write_records(store: Store, mut events: mpsc::UnboundedReceiver<CallEvent>, node: String) {
+pub async fn write_records(
+    store: Store,
+    mut events: mpsc::UnboundedReceiver<CallEvent>,
+    node: String,
+) {
     while let Some(event) = events.recv().await {
         let result = match &event {
             CallEvent::Started(s) => store
@@ -78,9 +92,14 @@ pub async fn write_records(store: Store, mut events: mpsc::UnboundedReceiver<Cal
                 })
                 .await
                 .map(|_| ()),
-            CallEvent::Answered { call_id, at, recording } => {
-                store.call_answered(call_id, *at, recording.as_deref()).await.map(|_| ())
-            }
+            CallEvent::Answered {
+                call_id,
+                at,
+                recording,
+            } => store
+                .call_answered(call_id, *at, recording.as_deref())
+                .await
+                .map(|_| ()),
             CallEvent::Ended {
                 call_id,
                 at,

@@ -294,8 +294,8 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
     let node = calls::node_name();
     let data_dir = loaded.config.data_dir.clone();
     let (call_events, call_events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let timezone = jiff::tz::TimeZone::get(&loaded.config.calendar.timezone)
-        .context("calendar.timezone")?;
+    let timezone =
+        jiff::tz::TimeZone::get(&loaded.config.calendar.timezone).context("calendar.timezone")?;
     calls::recover(&store, &data_dir, &node, &timezone)
         .await
         .context("recovering calls left open by an earlier run")?;

@@ -556,7 +556,12 @@ async fn sip_over_tls_is_answered() {
     );
     // A real TLS client (openssl s_client) speaks the request and prints what comes back.
     let mut child = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -566,9 +571,7 @@ async fn sip_over_tls_is_answered() {
     stdin.write_all(request.as_bytes()).unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut status = String::new();
-    let reader = std::thread::spawn(move || {
-        stdout.read_line(&mut status).map(|_| status)
-    });
+    let reader = std::thread::spawn(move || stdout.read_line(&mut status).map(|_| status));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !reader.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -737,11 +740,24 @@ impl Hotline {
             std::fs::create_dir_all(dir.path().join("tls")).unwrap();
             let out = Command::new("openssl")
                 .current_dir(dir.path())
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-                .args(["-subj", "/CN=localhost", "-keyout", "tls/key.pem", "-out", "tls/cert.pem"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=localhost",
+                    "-keyout",
+                    "tls/key.pem",
+                    "-out",
+                    "tls/cert.pem",
+                ])
                 .output()
                 .expect("openssl must be installed");
-            assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         write_greeting(&data.join("prompts/12319/welcome.wav"));
         let mut hotline = Hotline {

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
+};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, HasHeaders, Method, Request, StatusCode};
+use rsipstack::sip::{HasHeaders, Header, Method, Request, StatusCode};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -117,7 +119,15 @@ pub(crate) async fn run(setup: CallSetup) {
             false,
         ),
         None => (
-            sdp::build_offer(local.ip, local.port, &settings.codecs, Some(101), local.id, local.version, Direction::SendRecv),
+            sdp::build_offer(
+                local.ip,
+                local.port,
+                &settings.codecs,
+                Some(101),
+                local.id,
+                local.version,
+                Direction::SendRecv,
+            ),
             MediaParams {
                 remote_rtp: None,
                 remote_rtcp: None,
@@ -138,7 +148,12 @@ pub(crate) async fn run(setup: CallSetup) {
     }
     if let Err(e) = dialog.accept(Some(headers), Some(body.into_bytes())) {
         warn!(%call_id, error = %e, "sending 200 OK failed");
-        finish(&shared, &call_id, End::new(EndedBy::System, 500, "could not answer"), None);
+        finish(
+            &shared,
+            &call_id,
+            End::new(EndedBy::System, 500, "could not answer"),
+            None,
+        );
         return;
     }
     let answered = Instant::now();
@@ -152,12 +167,22 @@ pub(crate) async fn run(setup: CallSetup) {
         recording: recording_rel.clone(),
     });
     let PortPair { rtp, rtcp, lease } = ports;
-    let sockets = (tokio::net::UdpSocket::from_std(rtp), tokio::net::UdpSocket::from_std(rtcp));
+    let sockets = (
+        tokio::net::UdpSocket::from_std(rtp),
+        tokio::net::UdpSocket::from_std(rtcp),
+    );
     let (rtp, rtcp) = match sockets {
         (Ok(a), Ok(b)) => (a, b),
         _ => {
-            let _ = dialog.bye_with_reason("SIP;cause=500;text=\"media setup failed\"".into()).await;
-            finish(&shared, &call_id, End::new(EndedBy::System, 500, "media sockets failed"), None);
+            let _ = dialog
+                .bye_with_reason("SIP;cause=500;text=\"media setup failed\"".into())
+                .await;
+            finish(
+                &shared,
+                &call_id,
+                End::new(EndedBy::System, 500, "media sockets failed"),
+                None,
+            );
             return;
         }
     };
@@ -270,7 +295,15 @@ pub(crate) async fn run(setup: CallSetup) {
     drop(lease);
     metrics::counter!("hotline_rtp_packets_lost_total").increment(summary.lost);
     metrics::counter!("hotline_rtp_packets_received_total").increment(summary.received);
-    finish(&shared, &call_id, end, summary.recording.as_ref().map(|r| (r.bytes, r.duration.as_millis() as u64)));
+    finish(
+        &shared,
+        &call_id,
+        end,
+        summary
+            .recording
+            .as_ref()
+            .map(|r| (r.bytes, r.duration.as_millis() as u64)),
+    );
 }
 
 /// What the call loop needs to answer in-dialog requests.
@@ -297,7 +330,9 @@ impl Control {
         let text = String::from_utf8_lossy(ack.body());
         let negotiated = SessionDescription::parse(&text)
             .map_err(|e| e.to_string())
-            .and_then(|sd| sdp::negotiate(&sd, &self.shared.settings.codecs).map_err(|e| e.to_string()));
+            .and_then(|sd| {
+                sdp::negotiate(&sd, &self.shared.settings.codecs).map_err(|e| e.to_string())
+            });
         match negotiated {
             Ok(neg) => self.apply(media_params(&neg)),
             Err(e) => {
@@ -309,7 +344,13 @@ impl Control {
 
     /// re-INVITE or UPDATE: hold/unhold, codec or address change, or a session refresh.
     /// Returns whether it was answered 2xx (a refresh).
-    async fn on_offer(&mut self, req: &Request, handle: TransactionHandle, local: &mut LocalSdp, timer: Option<&SessionTimer>) -> bool {
+    async fn on_offer(
+        &mut self,
+        req: &Request,
+        handle: TransactionHandle,
+        local: &mut LocalSdp,
+        timer: Option<&SessionTimer>,
+    ) -> bool {
         let mut headers = answer_headers();
         if let Some(t) = timer {
             let mut t = t.clone();
@@ -324,35 +365,72 @@ impl Control {
             if req.method == Method::Invite {
                 // No offer: we offer what we use now; the answer comes in the ACK.
                 local.version += 1;
-                let body = sdp::build_offer(local.ip, local.port, &[self.params.codec], self.params.telephone_event, local.id, local.version, Direction::SendRecv);
+                let body = sdp::build_offer(
+                    local.ip,
+                    local.port,
+                    &[self.params.codec],
+                    self.params.telephone_event,
+                    local.id,
+                    local.version,
+                    Direction::SendRecv,
+                );
                 self.awaiting_answer = true;
-                return handle.respond(StatusCode::OK, Some(headers), Some(body.into_bytes())).await.is_ok();
+                return handle
+                    .respond(StatusCode::OK, Some(headers), Some(body.into_bytes()))
+                    .await
+                    .is_ok();
             }
             // UPDATE without a body: a pure session refresh.
-            return handle.respond(StatusCode::OK, Some(headers), None).await.is_ok();
+            return handle
+                .respond(StatusCode::OK, Some(headers), None)
+                .await
+                .is_ok();
         }
         let text = String::from_utf8_lossy(req.body());
         let parsed = match SessionDescription::parse(&text) {
             Ok(sd) => sd,
             Err(e) => {
-                let _ = handle.respond(StatusCode::BadRequest, Some(vec![warning(&e.to_string())]), None).await;
+                let _ = handle
+                    .respond(
+                        StatusCode::BadRequest,
+                        Some(vec![warning(&e.to_string())]),
+                        None,
+                    )
+                    .await;
                 return false;
             }
         };
         // Our preference first, but keep the current codec if it is still offered.
         let mut prefs = vec![self.params.codec];
-        prefs.extend(self.shared.settings.codecs.iter().copied().filter(|c| *c != self.params.codec));
+        prefs.extend(
+            self.shared
+                .settings
+                .codecs
+                .iter()
+                .copied()
+                .filter(|c| *c != self.params.codec),
+        );
         match sdp::negotiate(&parsed, &prefs) {
             Ok(neg) => {
                 local.version += 1;
-                let body = sdp::build_answer(&parsed, &neg, local.ip, local.port, local.id, local.version);
+                let body =
+                    sdp::build_answer(&parsed, &neg, local.ip, local.port, local.id, local.version);
                 let params = media_params(&neg);
                 info!(call_id = %self.call_id, hold = neg.hold, codec = neg.codec.name(), "session changed");
                 self.apply(params);
-                handle.respond(StatusCode::OK, Some(headers), Some(body.into_bytes())).await.is_ok()
+                handle
+                    .respond(StatusCode::OK, Some(headers), Some(body.into_bytes()))
+                    .await
+                    .is_ok()
             }
             Err(e) => {
-                let _ = handle.respond(StatusCode::NotAcceptableHere, Some(vec![warning(&e.to_string())]), None).await;
+                let _ = handle
+                    .respond(
+                        StatusCode::NotAcceptableHere,
+                        Some(vec![warning(&e.to_string())]),
+                        None,
+                    )
+                    .await;
                 false
             }
         }
@@ -385,11 +463,27 @@ impl Control {
             }
             Err(e @ dtmf::DtmfError::UnsupportedContentType(_)) => {
                 let _ = handle
-                    .respond(StatusCode::UnsupportedMediaType, Some(vec![Header::Other("Accept".into(), "application/dtmf-relay, application/dtmf".into()), warning(&e.to_string())]), None)
+                    .respond(
+                        StatusCode::UnsupportedMediaType,
+                        Some(vec![
+                            Header::Other(
+                                "Accept".into(),
+                                "application/dtmf-relay, application/dtmf".into(),
+                            ),
+                            warning(&e.to_string()),
+                        ]),
+                        None,
+                    )
                     .await;
             }
             Err(e) => {
-                let _ = handle.respond(StatusCode::BadRequest, Some(vec![warning(&e.to_string())]), None).await;
+                let _ = handle
+                    .respond(
+                        StatusCode::BadRequest,
+                        Some(vec![warning(&e.to_string())]),
+                        None,
+                    )
+                    .await;
             }
         }
     }
@@ -422,7 +516,8 @@ impl Control {
 
 /// The media parameters a negotiated SDP implies.
 fn media_params(neg: &Negotiated) -> MediaParams {
-    let remote = (!neg.remote_addr.is_unspecified() && neg.remote_port != 0).then(|| SocketAddr::new(neg.remote_addr, neg.remote_port));
+    let remote = (!neg.remote_addr.is_unspecified() && neg.remote_port != 0)
+        .then(|| SocketAddr::new(neg.remote_addr, neg.remote_port));
     let rtcp = remote.map(|_| neg.remote_rtcp());
     MediaParams {
         remote_rtp: remote,
@@ -431,7 +526,8 @@ fn media_params(neg: &Negotiated) -> MediaParams {
         payload_type: neg.payload_type,
         telephone_event: neg.telephone_event,
         // The offer's direction is the caller's; we do the mirror of it.
-        send: matches!(neg.direction, Direction::SendRecv | Direction::RecvOnly) && remote.is_some(),
+        send: matches!(neg.direction, Direction::SendRecv | Direction::RecvOnly)
+            && remote.is_some(),
         receive: matches!(neg.direction, Direction::SendRecv | Direction::SendOnly) && !neg.hold,
     }
 }
@@ -442,12 +538,18 @@ fn answer_headers() -> Vec<Header> {
         Header::ContentType("application/sdp".into()),
         Header::Other("Allow".into(), crate::server::ALLOW.into()),
         Header::Other("Supported".into(), "timer".into()),
-        Header::Other("Accept".into(), "application/sdp, application/dtmf-relay, application/dtmf".into()),
+        Header::Other(
+            "Accept".into(),
+            "application/sdp, application/dtmf-relay, application/dtmf".into(),
+        ),
     ]
 }
 
 fn warning(text: &str) -> Header {
-    let text: String = text.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    let text: String = text
+        .chars()
+        .filter(|c| *c != '"' && !c.is_control())
+        .collect();
     Header::Other("Warning".into(), format!("399 hotline \"{text}\""))
 }
 
@@ -462,15 +564,25 @@ fn session_interval(req: &Request) -> Option<u32> {
 fn terminated(reason: &TerminatedReason) -> End {
     match reason {
         TerminatedReason::UacBye => End::new(EndedBy::Caller, 200, "caller hung up"),
-        TerminatedReason::UacCancel => End::new(EndedBy::Caller, 487, "caller cancelled before answer"),
+        TerminatedReason::UacCancel => {
+            End::new(EndedBy::Caller, 487, "caller cancelled before answer")
+        }
         TerminatedReason::Timeout => End::new(EndedBy::System, 408, "no ACK for the 200 OK"),
         TerminatedReason::UasBye => End::new(EndedBy::Hotline, 200, "hotline hung up"),
-        TerminatedReason::UacBusy | TerminatedReason::UasBusy => End::new(EndedBy::System, 486, "busy"),
-        TerminatedReason::UasDecline => End::new(EndedBy::Hotline, 603, "declined"),
-        TerminatedReason::ProxyError(code) | TerminatedReason::UacOther(code) | TerminatedReason::UasOther(code) => {
-            End::new(EndedBy::System, u16::from(code.clone()), format!("ended with {code}"))
+        TerminatedReason::UacBusy | TerminatedReason::UasBusy => {
+            End::new(EndedBy::System, 486, "busy")
         }
-        TerminatedReason::ProxyAuthRequired => End::new(EndedBy::System, 407, "proxy authentication required"),
+        TerminatedReason::UasDecline => End::new(EndedBy::Hotline, 603, "declined"),
+        TerminatedReason::ProxyError(code)
+        | TerminatedReason::UacOther(code)
+        | TerminatedReason::UasOther(code) => End::new(
+            EndedBy::System,
+            u16::from(code.clone()),
+            format!("ended with {code}"),
+        ),
+        TerminatedReason::ProxyAuthRequired => {
+            End::new(EndedBy::System, 407, "proxy authentication required")
+        }
     }
 }
 
@@ -480,10 +592,18 @@ fn open_recorder(shared: &Shared, call_id: &str) -> (Option<CallRecorder>, Optio
         return (None, None);
     }
     let today = Timestamp::now().to_zoned(shared.timezone.clone()).date();
-    let path = recording::recording_path(&shared.recordings_root(), (today.year(), today.month(), today.day()), call_id);
+    let path = recording::recording_path(
+        &shared.recordings_root(),
+        (today.year(), today.month(), today.day()),
+        call_id,
+    );
     match CallRecorder::create(&path) {
         Ok(rec) => {
-            let rel = path.strip_prefix(&shared.data_dir).unwrap_or(&path).to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(&shared.data_dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             (Some(rec), Some(rel))
         }
         Err(e) => {
@@ -499,7 +619,9 @@ fn greeting(shared: &Shared, hotline: &str) -> Option<Arc<crate::prompt::Prompt>
     if shared.settings.greeting.is_empty() {
         return None;
     }
-    let path: PathBuf = shared.data_dir.join(shared.settings.greeting.replace("{hotline}", hotline));
+    let path: PathBuf = shared
+        .data_dir
+        .join(shared.settings.greeting.replace("{hotline}", hotline));
     match shared.prompts.get(&path) {
         Ok(p) => Some(p),
         Err(e) => {

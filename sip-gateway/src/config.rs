@@ -168,16 +168,28 @@ impl GatewayConfig {
     /// Checks every value; the error names the key to fix.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
-            invalid("listen", format!("`{}` is not an address like 0.0.0.0:5060", self.listen))
+            invalid(
+                "listen",
+                format!("`{}` is not an address like 0.0.0.0:5060", self.listen),
+            )
         })?;
         let tls = if self.tls_listen.is_empty() {
             None
         } else {
             let addr: SocketAddr = self.tls_listen.parse().map_err(|_| {
-                invalid("tls_listen", format!("`{}` is not an address like 0.0.0.0:5061", self.tls_listen))
+                invalid(
+                    "tls_listen",
+                    format!("`{}` is not an address like 0.0.0.0:5061", self.tls_listen),
+                )
             })?;
-            let cert = self.tls_cert.clone().ok_or_else(|| invalid("tls_cert", "required with tls_listen"))?;
-            let key = self.tls_key.clone().ok_or_else(|| invalid("tls_key", "required with tls_listen"))?;
+            let cert = self
+                .tls_cert
+                .clone()
+                .ok_or_else(|| invalid("tls_cert", "required with tls_listen"))?;
+            let key = self
+                .tls_key
+                .clone()
+                .ok_or_else(|| invalid("tls_key", "required with tls_listen"))?;
             Some((addr, cert, key))
         };
         let rtp_ports = parse_port_range(&self.rtp_ports)?;
@@ -215,7 +227,12 @@ impl GatewayConfig {
                 let net = a
                     .parse::<IpNet>()
                     .or_else(|_| a.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| invalid(format!("{key}.addresses"), format!("`{a}` is not an address or network")))?;
+                    .map_err(|_| {
+                        invalid(
+                            format!("{key}.addresses"),
+                            format!("`{a}` is not an address or network"),
+                        )
+                    })?;
                 networks.push(net);
             }
             let credentials = match (&t.username, &t.password) {
@@ -257,7 +274,12 @@ impl GatewayConfig {
 }
 
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, ConfigError> {
-    let bad = || invalid("rtp_ports", format!("`{text}` is not a range like 20000-29999"));
+    let bad = || {
+        invalid(
+            "rtp_ports",
+            format!("`{text}` is not a range like 20000-29999"),
+        )
+    };
     let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
     let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
     let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -295,7 +317,8 @@ mod tests {
 
     #[test]
     fn trunk_addresses_accept_hosts_and_networks() {
-        let s = cfg("[[trunk]]\nname = \"c\"\naddresses = [\"10.0.0.0/8\", \"127.0.0.1\"]\n").unwrap();
+        let s =
+            cfg("[[trunk]]\nname = \"c\"\naddresses = [\"10.0.0.0/8\", \"127.0.0.1\"]\n").unwrap();
         assert_eq!(s.trunks[0].networks.len(), 2);
         assert!(s.trunks[0].networks[1].contains(&"127.0.0.1".parse::<IpAddr>().unwrap()));
         let err = cfg("[[trunk]]\nname = \"c\"\naddresses = [\"ten\"]\n").unwrap_err();
@@ -304,9 +327,29 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        assert!(cfg("rtp_ports = \"9-3\"").unwrap_err().to_string().starts_with("sip.rtp_ports"));
-        assert!(cfg("codecs = [\"G729\"]").unwrap_err().to_string().contains("G729"));
-        assert!(cfg("min_se = 30").unwrap_err().to_string().starts_with("sip.min_se"));
-        assert!(cfg("listen = \"nowhere\"").unwrap_err().to_string().starts_with("sip.listen"));
+        assert!(
+            cfg("rtp_ports = \"9-3\"")
+                .unwrap_err()
+                .to_string()
+                .starts_with("sip.rtp_ports")
+        );
+        assert!(
+            cfg("codecs = [\"G729\"]")
+                .unwrap_err()
+                .to_string()
+                .contains("G729")
+        );
+        assert!(
+            cfg("min_se = 30")
+                .unwrap_err()
+                .to_string()
+                .starts_with("sip.min_se")
+        );
+        assert!(
+            cfg("listen = \"nowhere\"")
+                .unwrap_err()
+                .to_string()
+                .starts_with("sip.listen")
+        );
     }
 }

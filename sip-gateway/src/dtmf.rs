@@ -367,13 +367,31 @@ mod tests {
             p[2..4].copy_from_slice(&dur.to_be_bytes());
             p
         };
-        assert_eq!(d.on_packet(23200, true, &pkt(2, false, 0)).unwrap(), Some(Digit::D2));
-        assert_eq!(d.on_packet(23200, false, &pkt(2, true, 2240)).unwrap(), None);
-        assert_eq!(d.on_packet(13280, true, &pkt(1, false, 0)).unwrap(), Some(Digit::D1));
-        assert_eq!(d.on_packet(13280, false, &pkt(1, false, 800)).unwrap(), None);
-        assert_eq!(d.on_packet(13280, false, &pkt(1, true, 2240)).unwrap(), None);
+        assert_eq!(
+            d.on_packet(23200, true, &pkt(2, false, 0)).unwrap(),
+            Some(Digit::D2)
+        );
+        assert_eq!(
+            d.on_packet(23200, false, &pkt(2, true, 2240)).unwrap(),
+            None
+        );
+        assert_eq!(
+            d.on_packet(13280, true, &pkt(1, false, 0)).unwrap(),
+            Some(Digit::D1)
+        );
+        assert_eq!(
+            d.on_packet(13280, false, &pkt(1, false, 800)).unwrap(),
+            None
+        );
+        assert_eq!(
+            d.on_packet(13280, false, &pkt(1, true, 2240)).unwrap(),
+            None
+        );
         // An unmarked straggler of an older, unknown event is still dropped.
-        assert_eq!(d.on_packet(12000, false, &pkt(7, true, 2240)).unwrap(), None);
+        assert_eq!(
+            d.on_packet(12000, false, &pkt(7, true, 2240)).unwrap(),
+            None
+        );
     }
 
     use super::*;

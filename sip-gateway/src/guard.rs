@@ -96,13 +96,19 @@ fn problem(datagram: &[u8]) -> Option<&'static str> {
     {
         return Some("CSeq method does not match the request");
     }
-    if headers.from.is_some_and(|v| !v.contains(':') || v.contains('\0')) {
+    if headers
+        .from
+        .is_some_and(|v| !v.contains(':') || v.contains('\0'))
+    {
         return Some("bad From");
     }
     if headers.to.is_some_and(|v| !v.contains(':')) {
         return Some("bad To");
     }
-    if !headers.via.is_some_and(|v| v.trim_start().to_ascii_uppercase().starts_with("SIP/2.0/")) {
+    if !headers
+        .via
+        .is_some_and(|v| v.trim_start().to_ascii_uppercase().starts_with("SIP/2.0/"))
+    {
         return Some("bad Via");
     }
     if let Some(len) = headers.content_length {
@@ -211,7 +217,8 @@ fn reply_or_drop(datagram: &[u8], why: &'static str) -> Inspection {
         return Inspection::Drop(why);
     }
     let h = Headers::collect(head);
-    let (Some(from), Some(to), Some(call_id), Some(cseq)) = (h.from, h.to, h.call_id, h.cseq) else {
+    let (Some(from), Some(to), Some(call_id), Some(cseq)) = (h.from, h.to, h.call_id, h.cseq)
+    else {
         return Inspection::Drop(why);
     };
     if h.vias.is_empty() || h.vias.iter().any(|v| v.contains(['\r', '\n'])) {
@@ -295,7 +302,10 @@ mod tests {
 
     #[test]
     fn content_length_beyond_the_body_is_refused() {
-        let r = reply_text(inspect(&replaced("Content-Length: 0", "Content-Length: 900")));
+        let r = reply_text(inspect(&replaced(
+            "Content-Length: 0",
+            "Content-Length: 900",
+        )));
         assert!(r.contains("Content-Length"), "{r}");
     }
 
@@ -307,7 +317,9 @@ mod tests {
 
     #[test]
     fn acks_and_responses_are_never_answered() {
-        let ack = GOOD.replace("OPTIONS sip", "ACK sip").replace("1 OPTIONS", "x ACK");
+        let ack = GOOD
+            .replace("OPTIONS sip", "ACK sip")
+            .replace("1 OPTIONS", "x ACK");
         assert!(matches!(inspect(ack.as_bytes()), Inspection::Drop(_)));
         let resp = "SIP/2.0 2000 OK\r\nVia: SIP/2.0/UDP x\r\n\r\n";
         assert!(matches!(inspect(resp.as_bytes()), Inspection::Drop(_)));
@@ -315,7 +327,13 @@ mod tests {
 
     #[test]
     fn garbage_is_dropped() {
-        for g in [&b""[..], b"\x00\x01\x02", b"hello", b"\r\n\r\n", &[0xff; 300]] {
+        for g in [
+            &b""[..],
+            b"\x00\x01\x02",
+            b"hello",
+            b"\r\n\r\n",
+            &[0xff; 300],
+        ] {
             assert!(matches!(inspect(g), Inspection::Drop(_)), "{g:?}");
         }
     }
@@ -323,7 +341,9 @@ mod tests {
     #[test]
     fn header_injection_in_via_is_not_echoed() {
         // Bare LF line endings: each line parsed on its own, nothing smuggled into the reply.
-        let msg = GOOD.replace("\r\n", "\n").replace("CSeq: 1 OPTIONS", "CSeq: x");
+        let msg = GOOD
+            .replace("\r\n", "\n")
+            .replace("CSeq: 1 OPTIONS", "CSeq: x");
         let r = reply_text(inspect(msg.as_bytes()));
         assert_eq!(r.matches("Via:").count(), 1, "{r}");
     }

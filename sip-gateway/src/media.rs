@@ -117,7 +117,14 @@ pub struct MediaCore {
 
 impl MediaCore {
     /// New media state; `ssrc` and `initial` (sequence, timestamp) come from the caller's RNG.
-    pub fn new(params: MediaParams, jitter_frames: usize, no_rtp: Option<Duration>, ssrc: u32, initial: (u16, u32), now: Instant) -> MediaCore {
+    pub fn new(
+        params: MediaParams,
+        jitter_frames: usize,
+        no_rtp: Option<Duration>,
+        ssrc: u32,
+        initial: (u16, u32),
+        now: Instant,
+    ) -> MediaCore {
         MediaCore {
             params: params.clone(),
             latched: false,
@@ -162,7 +169,8 @@ impl MediaCore {
         }
         if params.codec != self.params.codec {
             // Another codec: buffered frames would decode as noise, and silence differs.
-            self.jitter = JitterBuffer::new(self.jitter_frames).with_silence(params.codec.silence());
+            self.jitter =
+                JitterBuffer::new(self.jitter_frames).with_silence(params.codec.silence());
             if let Some(p) = self.player.as_mut() {
                 p.set_codec(params.codec);
             }
@@ -184,7 +192,8 @@ impl MediaCore {
     pub fn stop_playback(&mut self) {
         if let Some(mut p) = self.player.take() {
             p.stop();
-            self.events.push(MediaEvent::PlaybackFinished { interrupted: true });
+            self.events
+                .push(MediaEvent::PlaybackFinished { interrupted: true });
         }
     }
 
@@ -239,13 +248,19 @@ impl MediaCore {
         };
         rx.on_rtp(seq, rtp.timestamp(), arrival);
         if is_event {
-            if let Ok(Some(digit)) = self.dtmf.on_packet(rtp.timestamp(), rtp.mark(), rtp.payload()) {
+            if let Ok(Some(digit)) = self
+                .dtmf
+                .on_packet(rtp.timestamp(), rtp.mark(), rtp.payload())
+            {
                 self.events.push(MediaEvent::Digit(digit));
                 self.stop_playback(); // barge-in
             }
             return;
         }
-        if let Push::Resynced(Resync::NewSource) = self.jitter.push(seq, rtp.timestamp(), rtp.ssrc(), rtp.mark(), rtp.payload()) {
+        if let Push::Resynced(Resync::NewSource) =
+            self.jitter
+                .push(seq, rtp.timestamp(), rtp.ssrc(), rtp.mark(), rtp.payload())
+        {
             // A new source's events may carry lower timestamps than the old one's.
             self.dtmf.reset();
         }
@@ -290,7 +305,8 @@ impl MediaCore {
         }
         if finished {
             self.player = None;
-            self.events.push(MediaEvent::PlaybackFinished { interrupted: false });
+            self.events
+                .push(MediaEvent::PlaybackFinished { interrupted: false });
             self.marker = true;
         }
         if self.payload.is_empty() {
@@ -348,9 +364,16 @@ impl MediaCore {
     /// The compound RTCP report (SR while sending, RR otherwise) for `now`.
     pub fn rtcp_report(&mut self, now: SystemTime) -> Vec<u8> {
         let ntp = rtcp::ntp_time(now);
-        let blocks: Vec<rtcp::ReportBlock> = self.rx.as_mut().filter(|r| r.is_valid()).map(|r| r.report_block(ntp)).into_iter().collect();
+        let blocks: Vec<rtcp::ReportBlock> = self
+            .rx
+            .as_mut()
+            .filter(|r| r.is_valid())
+            .map(|r| r.report_block(ntp))
+            .into_iter()
+            .collect();
         if self.params.send {
-            self.tx.sender_report(self.ssrc, ntp, self.timestamp, &blocks)
+            self.tx
+                .sender_report(self.ssrc, ntp, self.timestamp, &blocks)
         } else {
             self.tx.receiver_report(self.ssrc, &blocks)
         }
@@ -386,7 +409,11 @@ pub struct MediaSetup {
 }
 
 /// Runs one call's media until [`MediaCommand::Stop`] (or the command channel closes).
-pub async fn run(mut setup: MediaSetup, mut commands: mpsc::UnboundedReceiver<MediaCommand>, events: mpsc::UnboundedSender<MediaEvent>) -> MediaSummary {
+pub async fn run(
+    mut setup: MediaSetup,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) -> MediaSummary {
     let mut ticker = tokio::time::interval(PTIME);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut rtp_buf = vec![0u8; 2048];
@@ -458,5 +485,220 @@ pub async fn run(mut setup: MediaSetup, mut commands: mpsc::UnboundedReceiver<Me
         recording,
         received: core.received_packets(),
         lost: core.lost_packets(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALLER: &str = "192.0.2.10:40000";
+
+    fn params() -> MediaParams {
+        MediaParams {
+            remote_rtp: Some("192.0.2.10:30000".parse().unwrap()),
+            remote_rtcp: Some("192.0.2.10:30001".parse().unwrap()),
+            codec: Codec::Pcma,
+            payload_type: 8,
+            telephone_event: Some(101),
+            send: true,
+            receive: true,
+        }
+    }
+
+    fn core(now: Instant) -> MediaCore {
+        MediaCore::new(
+            params(),
+            2,
+            Some(Duration::from_secs(2)),
+            7,
+            (100, 1000),
+            now,
+        )
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(42)
+            .sequence(Seq::from(seq))
+            .timestamp(ts)
+            .marked(marker)
+            .payload(payload)
+            .build()
+            .unwrap()
+    }
+
+    fn tone() -> Arc<Prompt> {
+        let pcm = (0..1600)
+            .map(|i| if i % 20 < 10 { 8000 } else { -8000 })
+            .collect();
+        Arc::new(Prompt::from_pcm("tone", pcm))
+    }
+
+    fn energy(pcm: &[i16]) -> u64 {
+        pcm.iter().map(|s| u64::from(s.unsigned_abs())).sum()
+    }
+
+    #[test]
+    fn the_first_packets_teach_the_callers_real_address() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let from: SocketAddr = CALLER.parse().unwrap();
+        m.on_rtp(&rtp(8, 1, 0, true, &[0xd5; 160]), from, t);
+        assert_eq!(
+            m.remote(),
+            Some(from),
+            "symmetric RTP: answer where packets come from"
+        );
+        // Once latched, a stream from elsewhere is injection: ignored.
+        let other: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        m.on_rtp(&rtp(8, 2, 160, false, &[0xd5; 160]), other, t);
+        assert_eq!(m.remote(), Some(from));
+        assert_eq!(m.received_packets(), 1);
+    }
+
+    #[test]
+    fn a_digit_stops_the_prompt_and_is_reported_once() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let from: SocketAddr = CALLER.parse().unwrap();
+        m.play(vec![tone()]);
+        let tick = m.on_tick(t);
+        assert!(energy(tick.hotline) > 0, "the prompt plays");
+        // RFC 4733 "5": a marked start, then the repeats and three ends.
+        m.on_rtp(&rtp(101, 1, 8000, true, &[5, 10, 0, 0]), from, t);
+        m.on_rtp(&rtp(101, 2, 8000, false, &[5, 10, 1, 64]), from, t);
+        for seq in 3..6 {
+            m.on_rtp(&rtp(101, seq, 8000, false, &[5, 0x80 | 10, 3, 32]), from, t);
+        }
+        let events: Vec<_> = m.drain_events().collect();
+        assert_eq!(
+            events,
+            vec![
+                MediaEvent::Digit(crate::dtmf::Digit::D5),
+                MediaEvent::PlaybackFinished { interrupted: true }
+            ]
+        );
+        assert!(!m.is_playing());
+        let tick = m.on_tick(t + PTIME);
+        assert_eq!(energy(tick.hotline), 0, "silence after barge-in");
+        assert_eq!(tick.packet.map(<[u8]>::len), Some(172), "RTP keeps flowing");
+    }
+
+    #[test]
+    fn a_prompt_plays_to_its_end_and_says_so() {
+        let t = Instant::now();
+        let mut m = core(t);
+        m.play(vec![tone()]); // 1600 samples: 10 frames
+        for i in 0..10 {
+            let tick = m.on_tick(t + PTIME * i);
+            assert!(energy(tick.hotline) > 0, "frame {i}");
+        }
+        let _ = m.on_tick(t + PTIME * 10);
+        assert_eq!(
+            m.drain_events().collect::<Vec<_>>(),
+            vec![MediaEvent::PlaybackFinished { interrupted: false }]
+        );
+    }
+
+    #[test]
+    fn lost_packets_are_silence_in_time_on_the_caller_channel() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let from: SocketAddr = CALLER.parse().unwrap();
+        let loud = {
+            let mut v = Vec::new();
+            Codec::Pcma.encode(&[9000; 160], &mut v);
+            v
+        };
+        // Packets 0, 1, 3 arrive; 2 is lost.
+        for seq in [0u16, 1, 3] {
+            m.on_rtp(&rtp(8, seq, u32::from(seq) * 160, seq == 0, &loud), from, t);
+        }
+        let mut caller = Vec::new();
+        for i in 0..4 {
+            let tick = m.on_tick(t + PTIME * i);
+            caller.push(energy(tick.caller) > 0);
+        }
+        assert_eq!(caller, vec![true, true, false, true]);
+    }
+
+    #[test]
+    fn silence_from_the_caller_ends_the_call_but_hold_does_not() {
+        let t = Instant::now();
+        let mut m = core(t);
+        for i in 0..99 {
+            let _ = m.on_tick(t + PTIME * i);
+        }
+        assert!(m.drain_events().next().is_none(), "not yet 2 s");
+        let _ = m.on_tick(t + Duration::from_secs(2));
+        assert_eq!(
+            m.drain_events().collect::<Vec<_>>(),
+            vec![MediaEvent::NoRtp]
+        );
+
+        // Held with a=inactive (or recvonly): the caller is not expected to send.
+        let mut m = core(t);
+        m.update(
+            MediaParams {
+                send: true,
+                receive: false,
+                ..params()
+            },
+            t,
+        );
+        for i in 0..500 {
+            let _ = m.on_tick(t + PTIME * i);
+        }
+        assert!(
+            m.drain_events().next().is_none(),
+            "a held call is quiet, not dead"
+        );
+        // Held with a=sendonly: the caller plays its music on hold, we send nothing.
+        m.update(
+            MediaParams {
+                send: false,
+                receive: true,
+                ..params()
+            },
+            t + Duration::from_secs(10),
+        );
+        assert!(m.on_tick(t + Duration::from_secs(10)).packet.is_none());
+    }
+
+    #[test]
+    fn rtp_out_is_numbered_and_timed_and_rtcp_reports_it() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let a = m.on_tick(t).packet.unwrap().to_vec();
+        let b = m.on_tick(t + PTIME).packet.unwrap().to_vec();
+        let (ra, rb) = (RtpReader::new(&a).unwrap(), RtpReader::new(&b).unwrap());
+        assert!(ra.mark() && !rb.mark(), "marker on the first packet only");
+        assert_eq!(
+            u16::from(rb.sequence_number()),
+            u16::from(ra.sequence_number()).wrapping_add(1)
+        );
+        assert_eq!(rb.timestamp(), ra.timestamp().wrapping_add(160));
+        assert_eq!(ra.payload_type(), 8);
+        let report = m.rtcp_report(SystemTime::now());
+        let packets = rtcp::parse_compound(&report).unwrap();
+        assert!(
+            matches!(packets[0], rtcp::RtcpPacket::SenderReport(_)),
+            "{packets:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_on_the_rtp_port_is_ignored() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let from: SocketAddr = CALLER.parse().unwrap();
+        for len in 0..40 {
+            m.on_rtp(&vec![0x80; len], from, t);
+            m.on_rtcp(&vec![0x81; len], SystemTime::now());
+        }
+        m.on_rtp(&rtp(13, 1, 0, false, &[0; 1]), from, t); // comfort noise: not ours
+        assert_eq!(m.received_packets(), 0);
     }
 }

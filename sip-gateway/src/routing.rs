@@ -68,7 +68,10 @@ mod tests {
 
     fn routes() -> Routes {
         Routes::new([
-            ("12319".to_string(), vec!["+8655112319".to_string(), "055112319".to_string()]),
+            (
+                "12319".to_string(),
+                vec!["+8655112319".to_string(), "055112319".to_string()],
+            ),
             ("12345".to_string(), vec!["+86-551-12345".to_string()]),
         ])
     }

@@ -12,12 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::sip::{Header, HasHeaders, HeadersExt, Method, StatusCode};
-use rsipstack::transaction::transaction::Transaction;
-use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::{HasHeaders, Header, HeadersExt, Method, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::udp::UdpConnection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
@@ -131,9 +131,13 @@ impl Gateway {
             addr: settings.listen,
             source,
         })?;
-        let media_ip = settings.public_ip.unwrap_or_else(|| advertised_ip(udp_addr.ip()));
-        let external = (media_ip != udp_addr.ip()).then(|| SocketAddr::new(media_ip, udp_addr.port()));
-        let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(GuardedUdp::new(udp_socket));
+        let media_ip = settings
+            .public_ip
+            .unwrap_or_else(|| advertised_ip(udp_addr.ip()));
+        let external =
+            (media_ip != udp_addr.ip()).then(|| SocketAddr::new(media_ip, udp_addr.port()));
+        let guarded: Arc<dyn rsipstack::platform::net::UdpSocket> =
+            Arc::new(GuardedUdp::new(udp_socket));
         let udp = UdpConnection::from_socket(guarded, external, Some(cancel.child_token()))
             .await
             .map_err(|e| StartError::Stack(e.to_string()))?;
@@ -145,17 +149,21 @@ impl Gateway {
             .await
             .map_err(|e| StartError::Stack(e.to_string()))?;
         // Probe that the port is free so a clash is reported at start, not swallowed.
-        drop(std::net::TcpListener::bind(tcp_addr).map_err(|source| StartError::Bind {
-            key: "listen",
-            addr: tcp_addr,
-            source,
-        })?);
+        drop(
+            std::net::TcpListener::bind(tcp_addr).map_err(|source| StartError::Bind {
+                key: "listen",
+                addr: tcp_addr,
+                source,
+            })?,
+        );
         transport.add_transport(tcp.into());
 
         if let Some((addr, cert, key)) = &settings.tls {
             let _ = rustls_provider();
-            let cert = std::fs::read(cert).map_err(|e| StartError::Tls(format!("{}: {e}", cert.display())))?;
-            let key = std::fs::read(key).map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?;
+            let cert = std::fs::read(cert)
+                .map_err(|e| StartError::Tls(format!("{}: {e}", cert.display())))?;
+            let key = std::fs::read(key)
+                .map_err(|e| StartError::Tls(format!("{}: {e}", key.display())))?;
             let config = rsipstack::transport::tls::TlsConfig {
                 cert: Some(cert),
                 key: Some(key),
@@ -186,8 +194,10 @@ impl Gateway {
             .incoming_transactions()
             .map_err(|e| StartError::Stack(e.to_string()))?;
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let contact = rsipstack::sip::Uri::try_from(format!("sip:hotline@{}", SocketAddr::new(media_ip, udp_addr.port())).as_str())
-            .map_err(|e| StartError::Stack(e.to_string()))?;
+        let contact = rsipstack::sip::Uri::try_from(
+            format!("sip:hotline@{}", SocketAddr::new(media_ip, udp_addr.port())).as_str(),
+        )
+        .map_err(|e| StartError::Stack(e.to_string()))?;
 
         if settings.trunks.is_empty() {
             warn!("no [[sip.trunk]] configured: every INVITE will be refused (403)");
@@ -217,7 +227,9 @@ impl Gateway {
             if shared.settings.greeting.is_empty() {
                 break;
             }
-            let path = shared.data_dir.join(shared.settings.greeting.replace("{hotline}", hotline));
+            let path = shared
+                .data_dir
+                .join(shared.settings.greeting.replace("{hotline}", hotline));
             if let Err(e) = shared.prompts.get(&path) {
                 shared.warn_once(&path, &e.to_string());
             }
@@ -263,7 +275,9 @@ impl Gateway {
     pub async fn shutdown(self, grace: std::time::Duration) {
         self.shared.cancel.cancel();
         let deadline = tokio::time::Instant::now() + grace;
-        while self.shared.active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while self.shared.active.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         self.task.abort();
@@ -271,13 +285,19 @@ impl Gateway {
 }
 
 fn rustls_provider() -> Result<(), ()> {
-    rustls::crypto::ring::default_provider().install_default().map_err(|_| ())
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| ())
 }
 
 /// A UDP socket with big buffers: a burst of 200 INVITEs must not overflow the kernel queue.
 fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     let _ = socket.set_recv_buffer_size(8 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
@@ -302,7 +322,10 @@ fn advertised_ip(bound: IpAddr) -> IpAddr {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    mut incoming: rsipstack::transaction::TransactionReceiver,
+) {
     loop {
         let tx = tokio::select! {
             tx = incoming.recv() => match tx {
@@ -332,12 +355,30 @@ async fn handle(shared: Arc<Shared>, mut tx: Transaction) {
         Method::Options if !in_dialog => {
             // SBC keepalives: answer on admitted sources only.
             let source = source_ip(&tx);
-            let admitted = source.is_some_and(|ip| matches!(shared.admission.check(ip, "OPTIONS", None, unix_now()), Verdict::Admit { .. } | Verdict::Challenge { .. }));
-            let status = if admitted { StatusCode::OK } else { StatusCode::Forbidden };
+            let admitted = source.is_some_and(|ip| {
+                matches!(
+                    shared.admission.check(ip, "OPTIONS", None, unix_now()),
+                    Verdict::Admit { .. } | Verdict::Challenge { .. }
+                )
+            });
+            let status = if admitted {
+                StatusCode::OK
+            } else {
+                StatusCode::Forbidden
+            };
             let _ = tx.reply_with(status, allow_headers(), None).await;
         }
-        Method::Register | Method::Subscribe | Method::Publish | Method::Message | Method::Refer | Method::Notify if !in_dialog => {
-            let _ = tx.reply_with(StatusCode::MethodNotAllowed, allow_headers(), None).await;
+        Method::Register
+        | Method::Subscribe
+        | Method::Publish
+        | Method::Message
+        | Method::Refer
+        | Method::Notify
+            if !in_dialog =>
+        {
+            let _ = tx
+                .reply_with(StatusCode::MethodNotAllowed, allow_headers(), None)
+                .await;
         }
         _ => match shared.dialogs.match_dialog(&tx) {
             Some(mut dialog) => {
@@ -374,7 +415,11 @@ fn source_ip(tx: &Transaction) -> Option<IpAddr> {
 fn source_text(tx: &Transaction) -> String {
     match tx.connection.as_ref() {
         Some(c) => match c.get_remote_addr() {
-            Some(a) => format!("{}:{}", c.transport().to_string().to_ascii_lowercase(), a.addr),
+            Some(a) => format!(
+                "{}:{}",
+                c.transport().to_string().to_ascii_lowercase(),
+                a.addr
+            ),
             None => c.transport().to_string().to_ascii_lowercase(),
         },
         None => String::new(),
@@ -382,14 +427,19 @@ fn source_text(tx: &Transaction) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn header_value(tx: &Transaction, name: &str) -> Option<String> {
     tx.original.headers().iter().find_map(|h| {
         let text = h.to_string();
         let (n, v) = text.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
     })
 }
 
@@ -404,20 +454,31 @@ async fn refuse(mut tx: Transaction, status: StatusCode, headers: Vec<Header>) {
 
 async fn new_call(shared: Arc<Shared>, tx: Transaction) {
     let req = &tx.original;
-    let call_id = req.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
+    let call_id = req
+        .call_id_header()
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
     let Some(source) = source_ip(&tx) else {
         return refuse(tx, StatusCode::BadRequest, vec![]).await;
     };
 
     // 1. Who is calling: a trunk, or nobody we know.
     let authorization = header_value(&tx, "Authorization");
-    match shared.admission.check(source, "INVITE", authorization.as_deref(), unix_now()) {
+    match shared
+        .admission
+        .check(source, "INVITE", authorization.as_deref(), unix_now())
+    {
         Verdict::Admit { trunk } => {
             let span = tracing::info_span!("call", %call_id);
             admitted(shared, tx, call_id, trunk).instrument(span).await
         }
         Verdict::Challenge { www_authenticate } => {
-            refuse(tx, StatusCode::Unauthorized, vec![Header::Other("WWW-Authenticate".into(), www_authenticate)]).await
+            refuse(
+                tx,
+                StatusCode::Unauthorized,
+                vec![Header::Other("WWW-Authenticate".into(), www_authenticate)],
+            )
+            .await
         }
         Verdict::Refuse { reason } => {
             warn!(%source, %call_id, reason, "INVITE refused");
@@ -480,16 +541,32 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         metrics::counter!("hotline_calls_busy_total").increment(1);
         end(503, "all lines busy");
         drop(slot);
-        return refuse(tx, StatusCode::ServiceUnavailable, vec![Header::Other("Retry-After".into(), shared.settings.retry_after.to_string())]).await;
+        return refuse(
+            tx,
+            StatusCode::ServiceUnavailable,
+            vec![Header::Other(
+                "Retry-After".into(),
+                shared.settings.retry_after.to_string(),
+            )],
+        )
+        .await;
     }
 
     // 4. Media: the offer must be SDP we can answer (or absent: delayed offer).
     let content_type = header_value(&tx, "Content-Type").unwrap_or_default();
     let offer = if req.body().is_empty() {
         None
-    } else if !content_type.to_ascii_lowercase().starts_with("application/sdp") {
+    } else if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+    {
         end(415, "offer is not SDP");
-        return refuse(tx, StatusCode::UnsupportedMediaType, vec![Header::Other("Accept".into(), "application/sdp".into())]).await;
+        return refuse(
+            tx,
+            StatusCode::UnsupportedMediaType,
+            vec![Header::Other("Accept".into(), "application/sdp".into())],
+        )
+        .await;
     } else {
         let text = String::from_utf8_lossy(req.body()).into_owned();
         let parsed = match SessionDescription::parse(&text) {
@@ -503,7 +580,12 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
             Ok(neg) => Some((parsed, neg)),
             Err(e) => {
                 end(488, "no acceptable media");
-                return refuse(tx, StatusCode::NotAcceptableHere, vec![warning(&e.to_string())]).await;
+                return refuse(
+                    tx,
+                    StatusCode::NotAcceptableHere,
+                    vec![warning(&e.to_string())],
+                )
+                .await;
             }
         }
     };
@@ -511,21 +593,38 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
     // 5. Session timer.
     let se = header_value(&tx, "Session-Expires").or_else(|| header_value(&tx, "x"));
     let min_se = header_value(&tx, "Min-SE");
-    let supported = header_value(&tx, "Supported").or_else(|| header_value(&tx, "k")).is_some_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    let supported = header_value(&tx, "Supported")
+        .or_else(|| header_value(&tx, "k"))
+        .is_some_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
     let timer_req = TimerRequest {
         session_expires: se.as_deref(),
         min_se: min_se.as_deref(),
         supported,
     };
-    let timer = match SessionTimer::negotiate(&timer_req, shared.settings.session_expires, shared.settings.min_se, std::time::Instant::now()) {
+    let timer = match SessionTimer::negotiate(
+        &timer_req,
+        shared.settings.session_expires,
+        shared.settings.min_se,
+        std::time::Instant::now(),
+    ) {
         Ok(t) => t,
         Err(TimerError::TooSmall { min_se }) => {
             end(422, "session interval too small");
-            return refuse(tx, StatusCode::SessionIntervalTooSmall, vec![Header::Other("Min-SE".into(), min_se.to_string())]).await;
+            return refuse(
+                tx,
+                StatusCode::SessionIntervalTooSmall,
+                vec![Header::Other("Min-SE".into(), min_se.to_string())],
+            )
+            .await;
         }
         Err(TimerError::Malformed) => {
             end(400, "malformed Session-Expires");
-            return refuse(tx, StatusCode::BadRequest, vec![warning("malformed Session-Expires or Min-SE")]).await;
+            return refuse(
+                tx,
+                StatusCode::BadRequest,
+                vec![warning("malformed Session-Expires or Min-SE")],
+            )
+            .await;
         }
     };
 
@@ -535,7 +634,15 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         Err(e) => {
             warn!(%call_id, error = %e, "no RTP ports");
             end(503, "no RTP ports free");
-            return refuse(tx, StatusCode::ServiceUnavailable, vec![Header::Other("Retry-After".into(), shared.settings.retry_after.to_string())]).await;
+            return refuse(
+                tx,
+                StatusCode::ServiceUnavailable,
+                vec![Header::Other(
+                    "Retry-After".into(),
+                    shared.settings.retry_after.to_string(),
+                )],
+            )
+            .await;
         }
     };
 
@@ -552,17 +659,23 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
             if let Some(addr) = shared.listen_addr(transport) {
                 contact.host_with_port = addr.into();
             }
-            contact.params.push(rsipstack::sip::Param::Transport(transport));
+            contact
+                .params
+                .push(rsipstack::sip::Param::Transport(transport));
         }
     }
-    let dialog = match shared.dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
-        Ok(d) => d,
-        Err(e) => {
-            warn!(%call_id, error = %e, "cannot create the dialog");
-            end(500, "dialog creation failed");
-            return refuse(tx, StatusCode::ServerInternalError, vec![]).await;
-        }
-    };
+    let dialog =
+        match shared
+            .dialogs
+            .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(%call_id, error = %e, "cannot create the dialog");
+                end(500, "dialog creation failed");
+                return refuse(tx, StatusCode::ServerInternalError, vec![]).await;
+            }
+        };
     let dialog_id = dialog.id();
     let mut driver = dialog.clone();
     let mut tx = tx;
@@ -589,7 +702,11 @@ impl Shared {
     /// Where we listen for a stream transport, as advertised (the media IP, that listener's port).
     fn listen_addr(&self, transport: rsipstack::sip::Transport) -> Option<SocketAddr> {
         match transport {
-            rsipstack::sip::Transport::Tls => self.settings.tls.as_ref().map(|(a, _, _)| SocketAddr::new(self.media_ip, a.port())),
+            rsipstack::sip::Transport::Tls => self
+                .settings
+                .tls
+                .as_ref()
+                .map(|(a, _, _)| SocketAddr::new(self.media_ip, a.port())),
             _ => Some(SocketAddr::new(self.media_ip, self.sip_port)),
         }
     }
@@ -597,7 +714,11 @@ impl Shared {
     /// The address RTP sockets bind to: the SIP listen address when it is concrete.
     pub fn media_ip_bind(&self) -> IpAddr {
         let ip = self.settings.listen.ip();
-        if ip.is_unspecified() { ip } else { self.media_ip }
+        if ip.is_unspecified() {
+            ip
+        } else {
+            self.media_ip
+        }
     }
 }
 
@@ -606,12 +727,19 @@ struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let left = self.0.active.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        let left = self
+            .0
+            .active
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
         metrics::gauge!("hotline_calls_active").set(left as f64);
     }
 }
 
 fn warning(text: &str) -> Header {
-    let text: String = text.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    let text: String = text
+        .chars()
+        .filter(|c| *c != '"' && !c.is_control())
+        .collect();
     Header::Other("Warning".into(), format!("399 hotline \"{text}\""))
 }

@@ -62,7 +62,12 @@ pub enum TimerAction {
 impl SessionTimer {
     /// Negotiates from an initial INVITE. `None`: the caller uses no timer and we impose none
     /// (the no-RTP watchdog still guards the call).
-    pub fn negotiate(req: &TimerRequest<'_>, default_interval: u32, min_se: u32, now: Instant) -> Result<Option<SessionTimer>, TimerError> {
+    pub fn negotiate(
+        req: &TimerRequest<'_>,
+        default_interval: u32,
+        min_se: u32,
+        now: Instant,
+    ) -> Result<Option<SessionTimer>, TimerError> {
         let peer_min = match req.min_se {
             Some(v) => parse_delta(v).ok_or(TimerError::Malformed)?,
             None => 0,
@@ -110,7 +115,10 @@ impl SessionTimer {
             Refresher::Uac => "uac",
             Refresher::Uas => "uas",
         };
-        let mut h = vec![("Session-Expires", format!("{};refresher={who}", self.interval))];
+        let mut h = vec![(
+            "Session-Expires",
+            format!("{};refresher={who}", self.interval),
+        )];
         if self.peer_supports {
             h.push(("Require", "timer".to_string()));
         }
@@ -158,40 +166,72 @@ mod tests {
     #[test]
     fn no_timer_when_the_caller_knows_none() {
         let now = Instant::now();
-        assert_eq!(SessionTimer::negotiate(&req(None, None, false), 1800, 90, now), Ok(None));
+        assert_eq!(
+            SessionTimer::negotiate(&req(None, None, false), 1800, 90, now),
+            Ok(None)
+        );
     }
 
     #[test]
     fn the_callers_interval_and_refresher_are_honoured() {
         let now = Instant::now();
-        let t = SessionTimer::negotiate(&req(Some("600;refresher=uac"), None, true), 1800, 90, now).unwrap().unwrap();
+        let t = SessionTimer::negotiate(&req(Some("600;refresher=uac"), None, true), 1800, 90, now)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.interval, 600);
         assert_eq!(t.refresher, Refresher::Uac);
-        assert_eq!(t.response_headers(), vec![("Session-Expires", "600;refresher=uac".to_string()), ("Require", "timer".to_string())]);
+        assert_eq!(
+            t.response_headers(),
+            vec![
+                ("Session-Expires", "600;refresher=uac".to_string()),
+                ("Require", "timer".to_string())
+            ]
+        );
         // Expires at 600 - 32 s without a refresh.
-        assert_eq!(t.deadline(), (now + Duration::from_secs(568), TimerAction::Expire));
+        assert_eq!(
+            t.deadline(),
+            (now + Duration::from_secs(568), TimerAction::Expire)
+        );
     }
 
     #[test]
     fn too_small_gets_422_with_our_minimum() {
         let now = Instant::now();
-        assert_eq!(SessionTimer::negotiate(&req(Some("60"), None, true), 1800, 90, now), Err(TimerError::TooSmall { min_se: 90 }));
-        assert_eq!(SessionTimer::negotiate(&req(Some("soon"), None, true), 1800, 90, now), Err(TimerError::Malformed));
+        assert_eq!(
+            SessionTimer::negotiate(&req(Some("60"), None, true), 1800, 90, now),
+            Err(TimerError::TooSmall { min_se: 90 })
+        );
+        assert_eq!(
+            SessionTimer::negotiate(&req(Some("soon"), None, true), 1800, 90, now),
+            Err(TimerError::Malformed)
+        );
     }
 
     #[test]
     fn a_caller_without_timer_support_leaves_refreshing_to_us() {
         let now = Instant::now();
-        let t = SessionTimer::negotiate(&req(Some("120"), None, false), 1800, 90, now).unwrap().unwrap();
+        let t = SessionTimer::negotiate(&req(Some("120"), None, false), 1800, 90, now)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.refresher, Refresher::Uas);
-        assert_eq!(t.response_headers().len(), 1, "no Require: timer to a peer that does not support it");
-        assert_eq!(t.deadline(), (now + Duration::from_secs(60), TimerAction::Refresh));
+        assert_eq!(
+            t.response_headers().len(),
+            1,
+            "no Require: timer to a peer that does not support it"
+        );
+        assert_eq!(
+            t.deadline(),
+            (now + Duration::from_secs(60), TimerAction::Refresh)
+        );
     }
 
     #[test]
     fn a_refresh_moves_the_deadline() {
         let now = Instant::now();
-        let mut t = SessionTimer::negotiate(&req(Some("90;refresher=uac"), None, true), 1800, 90, now).unwrap().unwrap();
+        let mut t =
+            SessionTimer::negotiate(&req(Some("90;refresher=uac"), None, true), 1800, 90, now)
+                .unwrap()
+                .unwrap();
         t.refreshed(now + Duration::from_secs(50), None);
         // 90 - min(32, 30) = 60 s after the refresh.
         assert_eq!(t.deadline().0, now + Duration::from_secs(110));
@@ -200,7 +240,9 @@ mod tests {
     #[test]
     fn supported_without_session_expires_gets_our_default() {
         let now = Instant::now();
-        let t = SessionTimer::negotiate(&req(None, Some("300"), true), 1800, 90, now).unwrap().unwrap();
+        let t = SessionTimer::negotiate(&req(None, Some("300"), true), 1800, 90, now)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.interval, 1800);
         assert_eq!(t.refresher, Refresher::Uac);
     }

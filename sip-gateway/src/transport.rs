@@ -54,12 +54,14 @@ impl rsipstack::platform::net::UdpSocket for GuardedUdp {
                     return Ok((n, from));
                 }
                 Inspection::Reply(bytes) => {
-                    metrics::counter!("hotline_sip_malformed_total", "answer" => "400").increment(1);
+                    metrics::counter!("hotline_sip_malformed_total", "answer" => "400")
+                        .increment(1);
                     tracing::info!(%from, "malformed SIP request answered 400");
                     let _ = self.socket.send_to(&bytes, from).await;
                 }
                 Inspection::Drop(why) => {
-                    metrics::counter!("hotline_sip_malformed_total", "answer" => "dropped").increment(1);
+                    metrics::counter!("hotline_sip_malformed_total", "answer" => "dropped")
+                        .increment(1);
                     tracing::debug!(%from, why, "malformed SIP datagram dropped");
                 }
             }
@@ -96,7 +98,10 @@ mod tests {
         let to = guarded.local_addr().unwrap();
         // Its first 1024 bytes are a complete request; cut there it would be delivered.
         let mut head = OPTIONS.to_string();
-        head.push_str(&format!("X-Pad: {}\r\n\r\n", "a".repeat(1024 - head.len() - 11)));
+        head.push_str(&format!(
+            "X-Pad: {}\r\n\r\n",
+            "a".repeat(1024 - head.len() - 11)
+        ));
         assert_eq!(head.len(), 1024);
         let long = format!("{head}{}", "b".repeat(3000));
         peer.send_to(long.as_bytes(), to).await.unwrap();
@@ -105,11 +110,18 @@ mod tests {
 
         let mut buf = [0u8; 1024];
         let (n, _) = guarded.recv_from(&mut buf).await.unwrap();
-        assert_eq!(&buf[..n], small.as_bytes(), "only the request that fits is delivered");
+        assert_eq!(
+            &buf[..n],
+            small.as_bytes(),
+            "only the request that fits is delivered"
+        );
         let mut reply = [0u8; 2048];
         let (n, _) = peer.recv_from(&mut reply).await.unwrap();
         let reply = String::from_utf8_lossy(&reply[..n]);
         assert!(reply.starts_with("SIP/2.0 400 Bad Request\r\n"), "{reply}");
-        assert!(reply.contains("Call-ID: big@127.0.0.1\r\n") && reply.contains("message too large"), "{reply}");
+        assert!(
+            reply.contains("Call-ID: big@127.0.0.1\r\n") && reply.contains("message too large"),
+            "{reply}"
+        );
     }
 }

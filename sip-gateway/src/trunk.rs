@@ -61,7 +61,13 @@ impl Admission {
     }
 
     /// Checks one request from `source`. `authorization` is the raw `Authorization` header value.
-    pub fn check(&self, source: IpAddr, method: &str, authorization: Option<&str>, now_secs: u64) -> Verdict {
+    pub fn check(
+        &self,
+        source: IpAddr,
+        method: &str,
+        authorization: Option<&str>,
+        now_secs: u64,
+    ) -> Verdict {
         let source = canonical(source);
         let candidates: Vec<&Trunk> = self
             .trunks
@@ -128,7 +134,9 @@ impl Admission {
         if stale {
             v.push_str(", stale=true");
         }
-        Verdict::Challenge { www_authenticate: v }
+        Verdict::Challenge {
+            www_authenticate: v,
+        }
     }
 
     /// `<issued-at hex>.<mac>`: stateless, verifiable by any node with the same secret.
@@ -180,7 +188,9 @@ struct DigestResponse {
 impl DigestResponse {
     fn parse(raw: &str) -> Option<DigestResponse> {
         let rest = raw.trim();
-        let rest = rest.strip_prefix("Digest").or_else(|| rest.strip_prefix("digest"))?;
+        let rest = rest
+            .strip_prefix("Digest")
+            .or_else(|| rest.strip_prefix("digest"))?;
         let mut d = DigestResponse::default();
         for (key, value) in params(rest) {
             let value = value.to_string();
@@ -197,7 +207,8 @@ impl DigestResponse {
                 _ => {}
             }
         }
-        if d.username.is_empty() || d.nonce.is_empty() || d.uri.is_empty() || d.response.is_empty() {
+        if d.username.is_empty() || d.nonce.is_empty() || d.uri.is_empty() || d.response.is_empty()
+        {
             return None;
         }
         Some(d)
@@ -208,10 +219,9 @@ impl DigestResponse {
         let ha1 = md5_hex(&format!("{}:{}:{password}", self.username, self.realm));
         let ha2 = md5_hex(&format!("{method}:{}", self.uri));
         match (&self.qop, &self.nc, &self.cnonce) {
-            (Some(qop), Some(nc), Some(cnonce)) => md5_hex(&format!(
-                "{ha1}:{}:{nc}:{cnonce}:{qop}:{ha2}",
-                self.nonce
-            )),
+            (Some(qop), Some(nc), Some(cnonce)) => {
+                md5_hex(&format!("{ha1}:{}:{nc}:{cnonce}:{qop}:{ha2}", self.nonce))
+            }
             _ => md5_hex(&format!("{ha1}:{}:{ha2}", self.nonce)),
         }
     }
@@ -270,7 +280,13 @@ mod tests {
     }
 
     fn answer(challenge: &str, user: &str, password: &str, uri: &str) -> String {
-        let nonce = challenge.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let d = DigestResponse {
             username: user.into(),
             realm: "hotline".into(),
@@ -290,27 +306,43 @@ mod tests {
     #[test]
     fn the_carrier_network_is_admitted_by_address() {
         let v = admission().check("10.1.2.3".parse().unwrap(), "INVITE", None, 1000);
-        assert_eq!(v, Verdict::Admit { trunk: "carrier".into() });
+        assert_eq!(
+            v,
+            Verdict::Admit {
+                trunk: "carrier".into()
+            }
+        );
         let mapped = "::ffff:10.1.2.3".parse().unwrap();
-        assert_eq!(admission().check(mapped, "INVITE", None, 1000), Verdict::Admit { trunk: "carrier".into() });
+        assert_eq!(
+            admission().check(mapped, "INVITE", None, 1000),
+            Verdict::Admit {
+                trunk: "carrier".into()
+            }
+        );
     }
 
     #[test]
     fn others_are_challenged_then_admitted_with_the_right_password() {
         let a = admission();
-        let Verdict::Challenge { www_authenticate } = a.check("192.0.2.9".parse().unwrap(), "INVITE", None, 1000) else {
+        let Verdict::Challenge { www_authenticate } =
+            a.check("192.0.2.9".parse().unwrap(), "INVITE", None, 1000)
+        else {
             panic!("expected a challenge");
         };
         assert!(www_authenticate.starts_with("Digest realm=\"hotline\""));
         let good = answer(&www_authenticate, "desk1", "s3cret", "sip:12319@hotline");
         assert_eq!(
             a.check("192.0.2.9".parse().unwrap(), "INVITE", Some(&good), 1010),
-            Verdict::Admit { trunk: "desk".into() }
+            Verdict::Admit {
+                trunk: "desk".into()
+            }
         );
         let bad = answer(&www_authenticate, "desk1", "guess", "sip:12319@hotline");
         assert_eq!(
             a.check("192.0.2.9".parse().unwrap(), "INVITE", Some(&bad), 1010),
-            Verdict::Refuse { reason: "wrong digest response" }
+            Verdict::Refuse {
+                reason: "wrong digest response"
+            }
         );
     }
 
@@ -318,12 +350,24 @@ mod tests {
     fn a_forged_or_stale_nonce_is_not_accepted() {
         let a = admission();
         let forged = "Digest username=\"desk1\", realm=\"hotline\", nonce=\"3e8.000000000000000000000000\", uri=\"sip:x\", response=\"00\"";
-        assert_eq!(a.check("192.0.2.9".parse().unwrap(), "INVITE", Some(forged), 1000), Verdict::Refuse { reason: "forged nonce" });
-        let Verdict::Challenge { www_authenticate } = a.check("192.0.2.9".parse().unwrap(), "INVITE", None, 1000) else {
+        assert_eq!(
+            a.check("192.0.2.9".parse().unwrap(), "INVITE", Some(forged), 1000),
+            Verdict::Refuse {
+                reason: "forged nonce"
+            }
+        );
+        let Verdict::Challenge { www_authenticate } =
+            a.check("192.0.2.9".parse().unwrap(), "INVITE", None, 1000)
+        else {
             panic!()
         };
         let late = answer(&www_authenticate, "desk1", "s3cret", "sip:12319@hotline");
-        let Verdict::Challenge { www_authenticate } = a.check("192.0.2.9".parse().unwrap(), "INVITE", Some(&late), 1000 + NONCE_LIFETIME + 1) else {
+        let Verdict::Challenge { www_authenticate } = a.check(
+            "192.0.2.9".parse().unwrap(),
+            "INVITE",
+            Some(&late),
+            1000 + NONCE_LIFETIME + 1,
+        ) else {
             panic!("expected a stale challenge")
         };
         assert!(www_authenticate.ends_with("stale=true"));
@@ -331,8 +375,15 @@ mod tests {
 
     #[test]
     fn with_no_matching_trunk_everything_is_refused() {
-        let a = Admission::new(vec![trunk("carrier", &["10.1.0.0/16"], None)], "hotline", [1; 32]);
-        assert!(matches!(a.check("8.8.8.8".parse().unwrap(), "INVITE", None, 0), Verdict::Refuse { .. }));
+        let a = Admission::new(
+            vec![trunk("carrier", &["10.1.0.0/16"], None)],
+            "hotline",
+            [1; 32],
+        );
+        assert!(matches!(
+            a.check("8.8.8.8".parse().unwrap(), "INVITE", None, 0),
+            Verdict::Refuse { .. }
+        ));
     }
 
     #[test]
@@ -348,13 +399,19 @@ mod tests {
             cnonce: Some("0a4f113b".into()),
             ..Default::default()
         };
-        assert_eq!(d.expected("Circle Of Life", "GET"), "6629fae49393a05397450978507c4ef1");
+        assert_eq!(
+            d.expected("Circle Of Life", "GET"),
+            "6629fae49393a05397450978507c4ef1"
+        );
     }
 
     #[test]
     fn params_split_with_quotes_and_commas() {
         let p = params(" username=\"a, b\", nc=00000001,qop=auth");
-        assert_eq!(p, vec![("username", "a, b"), ("nc", "00000001"), ("qop", "auth")]);
+        assert_eq!(
+            p,
+            vec![("username", "a, b"), ("nc", "00000001"), ("qop", "auth")]
+        );
         assert!(DigestResponse::parse("Basic abc").is_none());
         assert!(DigestResponse::parse("Digest garbage").is_none());
     }

@@ -27,7 +27,14 @@ async fn ten_seconds_of_call_are_500_packets_and_10_s_of_recording() {
         send: true,
         receive: true,
     };
-    let core = MediaCore::new(params, 3, None, 0x1234_5678, (65_000, 4_294_960_000), Instant::now());
+    let core = MediaCore::new(
+        params,
+        3,
+        None,
+        0x1234_5678,
+        (65_000, 4_294_960_000),
+        Instant::now(),
+    );
     let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(media::run(
