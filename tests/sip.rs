@@ -126,6 +126,72 @@ async fn hotline_hangs_up_a_call_without_rtp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_that_never_acks_is_hung_up() {
+    // The watchdog is off, so only the missing ACK can end this call (after 64*T1 = 32 s).
+    let hotline = Hotline::start(|sip| sip.no_rtp_seconds = 0);
+    let run = hotline.sipp("no_ack").run().await;
+    run.assert_success();
+    let oks = run
+        .received()
+        .iter()
+        .filter(|m| status_code(m) == Some(200))
+        .count();
+    assert!(
+        oks >= 5,
+        "the 200 OK is retransmitted while no ACK comes ({oks} seen)"
+    );
+    assert!(
+        run.received_request("BYE").is_some(),
+        "the hotline ends the dialog"
+    );
+
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "system");
+    assert_eq!(call["end_code"], 408);
+    assert_eq!(call["end_reason"], "no ACK for the 200 OK");
+    let duration = call["duration_ms"].as_i64().unwrap();
+    assert!(
+        (30_000..36_000).contains(&duration),
+        "torn down after {duration} ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timer_is_agreed_and_refreshed_by_update() {
+    let hotline = Hotline::start(|_| {});
+    let run = hotline.sipp("session_refresh").pause_ms(500).run().await;
+    // The scenario checks Session-Expires: 90;refresher=uac and Require: timer on the 200 to the
+    // INVITE and the interval again on the 200 to the UPDATE.
+    run.assert_success();
+    let answers = run
+        .received()
+        .iter()
+        .filter(|m| status_code(m) == Some(200) && m.contains("Session-Expires: 90;refresher=uac"))
+        .count();
+    assert!(
+        answers >= 2,
+        "INVITE and UPDATE both answered with the interval"
+    );
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "caller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_short_session_interval_gets_422() {
+    let hotline = Hotline::start(|_| {});
+    let run = hotline.sipp("session_too_small").run().await;
+    run.assert_success();
+    let refusal = run.received_status(422).expect("a 422");
+    assert!(refusal.contains("Min-SE: 90"), "{refusal}");
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["end_code"], 422);
+    assert!(call["answered_at"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_cancels_while_it_rings() {
     let hotline = Hotline::start(|sip| sip.answer_delay_ms = 3000);
     let run = hotline.sipp("cancel_before_answer").run().await;
@@ -1019,7 +1085,7 @@ impl Sipp {
             .args(["-p", &free_udp_port(ip).to_string()])
             .args(["-mp", &free_media_ports(ip).to_string()])
             .args(["-m", "1", "-d", &self.pause_ms.to_string()])
-            .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+            .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
             .args(["-trace_err", "-error_file"])
             .arg(&errors)
             .args(["-trace_msg", "-message_file"])
