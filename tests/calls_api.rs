@@ -2,6 +2,10 @@
 //! played over HTTP from the real `hotline` binary; every play lands in the audit log.
 //! Runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
 
+mod common;
+
+use common::Api;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -77,53 +81,6 @@ fn start(data: &Path, database_url: &str) -> Server {
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
     Server { child, base }
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Client {
-    async fn login(base: &str, user: &str) -> Client {
-        let http = reqwest::Client::new();
-        let res = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&serde_json::json!({"username": user, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "login {user}");
-        let body: Value = res.json().await.unwrap();
-        Client {
-            http,
-            base: base.to_owned(),
-            token: body["token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// GET with extra headers; the raw response.
-    async fn fetch(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut req = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        req.send().await.unwrap()
-    }
-
-    /// GET as JSON; a client or server error must be a problem document.
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self.fetch(path, &[]).await;
-        let status = res.status();
-        if !status.is_success() {
-            assert_eq!(res.headers()["content-type"], "application/problem+json");
-        }
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
 }
 
 /// A stereo 8 kHz 16-bit WAV of `seconds`, with a byte pattern that tells every offset apart.
@@ -254,10 +211,10 @@ async fn staff_find_and_play_recordings_and_every_play_is_audited(db: &TestDb) {
     store.call_ended("missed", &cancel, None).await.unwrap();
 
     let server = start(&data, &db.url);
-    let agent = Client::login(&server.base, "agent").await;
-    let supervisor = Client::login(&server.base, "supervisor").await;
-    let admin = Client::login(&server.base, "admin").await;
-    let drain = Client::login(&server.base, "drain").await;
+    let agent = Api::login(&server.base, "agent", PASSWORD).await;
+    let supervisor = Api::login(&server.base, "supervisor", PASSWORD).await;
+    let admin = Api::login(&server.base, "admin", PASSWORD).await;
+    let drain = Api::login(&server.base, "drain", PASSWORD).await;
 
     // Lists and filters; full numbers for the roles that call back.
     let (status, page) = agent.get("/api/v1/calls").await;

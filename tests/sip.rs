@@ -7,6 +7,10 @@
 //! Needs `sipp` with PCAP play (Debian `sip-tester`) on the PATH. Runs on SQLite in a temporary
 //! data directory per test; when a test fails it prints the hotline's log and SIPp's logs.
 
+mod common;
+
+use common::Api;
+
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Write};
@@ -16,7 +20,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotline");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -978,7 +982,7 @@ impl Hotline {
     }
 
     async fn supervisor(&self) -> Api {
-        Api::login(&self.http, "supervisor").await
+        Api::login(&self.http, "supervisor", PASSWORD).await
     }
 }
 
@@ -1319,41 +1323,7 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
 // HTTP: what a supervisor sees
 // =============================================================================================
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
 impl Api {
-    async fn login(base: &str, user: &str) -> Api {
-        let http = reqwest::Client::new();
-        let res = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"username": user, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "login {user}");
-        let body: Value = res.json().await.unwrap();
-        Api {
-            http,
-            base: base.to_owned(),
-            token: body["token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        (res.status(), res.json().await.unwrap_or(Value::Null))
-    }
-
     /// The call record of `call_id` once it has ended (records are written asynchronously).
     async fn ended_call(&self, call_id: &str) -> Value {
         let deadline = Instant::now() + RECORD_TIMEOUT;

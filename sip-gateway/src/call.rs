@@ -24,7 +24,7 @@ use crate::media::{self, MediaCommand, MediaCore, MediaEvent, MediaParams, Media
 use crate::ports::PortPair;
 use crate::recording::{self, CallRecorder};
 use crate::sdp::{self, Direction, Negotiated, SessionDescription};
-use crate::server::Shared;
+use crate::server::{Shared, warning};
 use crate::session_timer::{SessionTimer, TimerAction};
 
 /// Everything a new call starts with once the INVITE passed the checks.
@@ -390,13 +390,7 @@ impl Control {
         let parsed = match SessionDescription::parse(&text) {
             Ok(sd) => sd,
             Err(e) => {
-                let _ = handle
-                    .respond(
-                        StatusCode::BadRequest,
-                        Some(vec![warning(&e.to_string())]),
-                        None,
-                    )
-                    .await;
+                refuse(handle, StatusCode::BadRequest, &e.to_string()).await;
                 return false;
             }
         };
@@ -424,13 +418,7 @@ impl Control {
                     .is_ok()
             }
             Err(e) => {
-                let _ = handle
-                    .respond(
-                        StatusCode::NotAcceptableHere,
-                        Some(vec![warning(&e.to_string())]),
-                        None,
-                    )
-                    .await;
+                refuse(handle, StatusCode::NotAcceptableHere, &e.to_string()).await;
                 false
             }
         }
@@ -477,13 +465,7 @@ impl Control {
                     .await;
             }
             Err(e) => {
-                let _ = handle
-                    .respond(
-                        StatusCode::BadRequest,
-                        Some(vec![warning(&e.to_string())]),
-                        None,
-                    )
-                    .await;
+                refuse(handle, StatusCode::BadRequest, &e.to_string()).await;
             }
         }
     }
@@ -512,6 +494,11 @@ impl Control {
             debug!(call_id = %self.call_id, error = %e, "BYE failed");
         }
     }
+}
+
+/// Answers an in-dialog request with a failure and a Warning saying why.
+async fn refuse(handle: TransactionHandle, status: StatusCode, why: &str) {
+    let _ = handle.respond(status, Some(vec![warning(why)]), None).await;
 }
 
 /// The media parameters a negotiated SDP implies.
@@ -543,14 +530,6 @@ fn answer_headers() -> Vec<Header> {
             "application/sdp, application/dtmf-relay, application/dtmf".into(),
         ),
     ]
-}
-
-fn warning(text: &str) -> Header {
-    let text: String = text
-        .chars()
-        .filter(|c| *c != '"' && !c.is_control())
-        .collect();
-    Header::Other("Warning".into(), format!("399 hotline \"{text}\""))
 }
 
 /// `Session-Expires` of an in-dialog request, if any.

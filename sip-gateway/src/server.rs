@@ -541,15 +541,7 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         metrics::counter!("hotline_calls_busy_total").increment(1);
         end(503, "all lines busy");
         drop(slot);
-        return refuse(
-            tx,
-            StatusCode::ServiceUnavailable,
-            vec![Header::Other(
-                "Retry-After".into(),
-                shared.settings.retry_after.to_string(),
-            )],
-        )
-        .await;
+        return refuse(tx, StatusCode::ServiceUnavailable, retry_after(&shared)).await;
     }
 
     // 4. Media: the offer must be SDP we can answer (or absent: delayed offer).
@@ -634,15 +626,7 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         Err(e) => {
             warn!(%call_id, error = %e, "no RTP ports");
             end(503, "no RTP ports free");
-            return refuse(
-                tx,
-                StatusCode::ServiceUnavailable,
-                vec![Header::Other(
-                    "Retry-After".into(),
-                    shared.settings.retry_after.to_string(),
-                )],
-            )
-            .await;
+            return refuse(tx, StatusCode::ServiceUnavailable, retry_after(&shared)).await;
         }
     };
 
@@ -736,7 +720,16 @@ impl Drop for Slot {
     }
 }
 
-fn warning(text: &str) -> Header {
+/// `Retry-After` for a 503: when to try again.
+fn retry_after(shared: &Shared) -> Vec<Header> {
+    vec![Header::Other(
+        "Retry-After".into(),
+        shared.settings.retry_after.to_string(),
+    )]
+}
+
+/// A `Warning: 399` header naming the problem (quotes and control characters removed).
+pub(crate) fn warning(text: &str) -> Header {
     let text: String = text
         .chars()
         .filter(|c| *c != '"' && !c.is_control())
