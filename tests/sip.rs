@@ -69,6 +69,27 @@ async fn caller_is_answered_and_hangs_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_delayed_offer_is_answered() {
+    // An INVITE without SDP: we offer in the 200, the caller answers in the ACK.
+    let hotline = Hotline::start(|_| {});
+    let run = hotline.sipp("delayed_offer").pause_ms(2000).run().await;
+    run.assert_success();
+    let ok = run.received_status(200).expect("a 200 OK");
+    assert!(ok.contains("Content-Type: application/sdp"), "{ok}");
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "caller");
+    let recording = api.recording(&call).await;
+    recording.assert_lasts(call["duration_ms"].as_i64().unwrap());
+    // The caller's media went where the ACK's answer said it comes from.
+    let speech = rms(recording.caller(0.0, 1.8));
+    assert!(
+        speech > 500.0,
+        "caller channel RMS {speech:.0}: no audio after a delayed offer?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_hears_the_greeting() {
     let hotline = Hotline::start(|_| {});
     // SIPp echoes every RTP packet it receives: what the caller heard comes back as the caller.

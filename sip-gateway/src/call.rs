@@ -141,6 +141,7 @@ pub(crate) async fn run(setup: CallSetup) {
         ),
     };
     let mut headers = answer_headers();
+    headers.push(sdp_type());
     if let Some(t) = &timer {
         for (name, value) in t.response_headers() {
             headers.push(Header::Other(name.into(), value));
@@ -375,6 +376,7 @@ impl Control {
                     Direction::SendRecv,
                 );
                 self.awaiting_answer = true;
+                headers.push(sdp_type());
                 return handle
                     .respond(StatusCode::OK, Some(headers), Some(body.into_bytes()))
                     .await
@@ -412,6 +414,7 @@ impl Control {
                 let params = media_params(&neg);
                 info!(call_id = %self.call_id, hold = neg.hold, codec = neg.codec.name(), "session changed");
                 self.apply(params);
+                headers.push(sdp_type());
                 handle
                     .respond(StatusCode::OK, Some(headers), Some(body.into_bytes()))
                     .await
@@ -519,10 +522,14 @@ fn media_params(neg: &Negotiated) -> MediaParams {
     }
 }
 
+/// `Content-Type: application/sdp`, on the responses that carry a description.
+fn sdp_type() -> Header {
+    Header::ContentType("application/sdp".into())
+}
+
 /// Headers on every 2xx we send in the dialog.
 fn answer_headers() -> Vec<Header> {
     vec![
-        Header::ContentType("application/sdp".into()),
         Header::Other("Allow".into(), crate::server::ALLOW.into()),
         Header::Other("Supported".into(), "timer".into()),
         Header::Other(
