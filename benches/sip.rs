@@ -50,8 +50,8 @@ impl Drop for Hotline {
 
 fn start(dir: &Path) -> Hotline {
     let data = dir.join("data");
-    std::fs::create_dir_all(data.join("prompts/12319")).unwrap();
-    write_greeting(&data.join("prompts/12319/welcome.wav"));
+    std::fs::create_dir_all(data.join("prompts/zh")).unwrap();
+    write_greeting(&data.join("prompts/zh/welcome_12319.wav"));
     let config = format!(
         r#"data_dir = "{data}"
 categories = "{root}/config/categories.toml"

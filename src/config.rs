@@ -28,6 +28,9 @@ pub struct Config {
     /// The department list, relative to this file.
     #[serde(default = "default_departments")]
     pub departments: PathBuf,
+    /// The IVR's prompt texts (`hotline prompts generate`), relative to this file.
+    #[serde(default = "default_prompts")]
+    pub prompts: PathBuf,
     /// HTTP server settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -82,6 +85,9 @@ fn default_categories() -> PathBuf {
 fn default_departments() -> PathBuf {
     PathBuf::from("departments.toml")
 }
+fn default_prompts() -> PathBuf {
+    PathBuf::from("prompts.toml")
+}
 
 /// The environment variables that override the file, with the key each replaces.
 const OVERRIDES: [(&str, &str); 4] = [
@@ -107,6 +113,8 @@ pub struct Loaded {
     pub directory: Directory,
     /// SLA policy on the calendar.
     pub sla: Sla,
+    /// Where the prompt catalogue is (resolved against the config file's folder).
+    pub prompts_path: PathBuf,
 }
 
 impl Loaded {
@@ -224,7 +232,9 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     let calendar = WorkCalendar::from_config(&config.calendar)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let sla = Sla::new(calendar, config.sla.clone(), &catalogue);
+    let prompts_path = base.join(&config.prompts);
     Ok(Loaded {
+        prompts_path,
         config,
         http_listen,
         sip_listen,

@@ -7,6 +7,7 @@ mod auth;
 mod calls;
 mod config;
 mod http;
+mod prompts;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -53,6 +54,22 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// The IVR's prompts.
+    Prompts {
+        #[command(subcommand)]
+        command: PromptsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PromptsCommand {
+    /// Speak every prompt of the catalogue (`prompts` in the config, default config/prompts.toml)
+    /// with espeak-ng into <data_dir>/prompts/<lang>/<name>.wav; unchanged ones are skipped.
+    Generate {
+        /// Regenerate every file, changed or not (files marked `keep` are still kept).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -159,6 +176,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Serve => serve(loaded).await,
+        Command::Prompts {
+            command: PromptsCommand::Generate { force },
+        } => {
+            let path = &loaded.prompts_path;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("prompts: cannot read {}", path.display()))?;
+            let catalogue = prompts::Catalogue::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let out = loaded.config.data_dir.join("prompts");
+            let report =
+                tokio::task::spawn_blocking(move || prompts::generate(&catalogue, &out, force))
+                    .await??;
+            println!(
+                "prompts in {}: {} written, {} unchanged, {} kept",
+                loaded.config.data_dir.join("prompts").display(),
+                report.written,
+                report.unchanged,
+                report.kept
+            );
+            Ok(())
+        }
     }
 }
 

@@ -850,7 +850,7 @@ impl Hotline {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        write_greeting(&data.join("prompts/12319/welcome.wav"));
+        write_greeting(&data.join("prompts/zh/welcome_12319.wav"));
         let mut hotline = Hotline {
             dir,
             child: None,

@@ -73,7 +73,7 @@ impl Default for GatewayConfig {
             min_se: 90,
             jitter_frames: 3,
             answer_delay_ms: 0,
-            greeting: "prompts/{hotline}/welcome.wav".into(),
+            greeting: "prompts/zh/welcome_{hotline}.wav".into(),
             record: true,
             trunks: Vec::new(),
         }
