@@ -1,5 +1,7 @@
-//! What happens to a call (issue 5): IVR flows, digit collection, business hours, voicemail,
-//! status look-up and call queues (ACD).
+//! What happens to a call, decided without I/O: the ACD ([`acd`]: queues, agents, strategies,
+//! overflow, callbacks, live statistics) and, next, the IVR flows that lead callers to it.
 //!
-//! Invariant: this crate does no I/O and reads no clock. It is a state machine fed events with the
-//! current time and returning actions for `sip-gateway` to carry out. Not built yet.
+//! Invariants: no sockets, files or clock — every entry point takes the current time and returns
+//! actions for the gateway to carry out; no input can panic.
+
+pub mod acd;
