@@ -1184,3 +1184,12 @@ mod random {
         }
     }
 }
+
+#[test]
+fn the_shipped_queues_are_valid() {
+    let config = AcdConfig::from_toml(include_str!("../../../config/queues.toml")).unwrap();
+    let names: Vec<&str> = config.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["12319-intake", "12345-intake", "12345-consult"]);
+    assert_eq!(config.service_level_secs, 20);
+    Acd::new(config).unwrap();
+}
