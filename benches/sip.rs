@@ -56,6 +56,9 @@ fn start(dir: &Path) -> Hotline {
         r#"data_dir = "{data}"
 categories = "{root}/config/categories.toml"
 departments = "{root}/config/departments.toml"
+prompts = "{root}/config/prompts.toml"
+queues = "{root}/config/queues.toml"
+ivr = "{root}/config/ivr"
 [http]
 listen = "127.0.0.1:0"
 [sip]

@@ -31,6 +31,12 @@ pub struct Config {
     /// The IVR's prompt texts (`hotline prompts generate`), relative to this file.
     #[serde(default = "default_prompts")]
     pub prompts: PathBuf,
+    /// Call queues (ACD), relative to this file.
+    #[serde(default = "default_queues")]
+    pub queues: PathBuf,
+    /// The folder of IVR flows, one `<number>.toml` per hotline, relative to this file.
+    #[serde(default = "default_ivr")]
+    pub ivr: PathBuf,
     /// HTTP server settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -88,6 +94,12 @@ fn default_departments() -> PathBuf {
 fn default_prompts() -> PathBuf {
     PathBuf::from("prompts.toml")
 }
+fn default_queues() -> PathBuf {
+    PathBuf::from("queues.toml")
+}
+fn default_ivr() -> PathBuf {
+    PathBuf::from("ivr")
+}
 
 /// The environment variables that override the file, with the key each replaces.
 const OVERRIDES: [(&str, &str); 4] = [
@@ -115,6 +127,10 @@ pub struct Loaded {
     pub sla: Sla,
     /// Where the prompt catalogue is (resolved against the config file's folder).
     pub prompts_path: PathBuf,
+    /// The call queues.
+    pub queues: ivr::acd::AcdConfig,
+    /// Each hotline's IVR flow, by hotline number.
+    pub flows: std::collections::BTreeMap<String, ivr::flow::Flow>,
 }
 
 impl Loaded {
@@ -233,7 +249,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let sla = Sla::new(calendar, config.sla.clone(), &catalogue);
     let prompts_path = base.join(&config.prompts);
+    let (queues, flows) = load_ivr(&config, base, &prompts_path)?;
     Ok(Loaded {
+        queues,
+        flows,
         prompts_path,
         config,
         http_listen,
@@ -243,6 +262,53 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
         directory,
         sla,
     })
+}
+
+/// The queues and every hotline's flow, checked against each other and the prompt catalogue:
+/// a flow may only queue to configured queues and play prompts the catalogue speaks.
+fn load_ivr(
+    config: &Config,
+    base: &Path,
+    prompts_path: &Path,
+) -> anyhow::Result<(
+    ivr::acd::AcdConfig,
+    std::collections::BTreeMap<String, ivr::flow::Flow>,
+)> {
+    let queues_path = base.join(&config.queues);
+    let queues = ivr::acd::AcdConfig::from_toml(&read(&queues_path, "queues")?)
+        .and_then(|q| q.validate().map(|()| q))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", queues_path.display()))?;
+    let catalogue = crate::prompts::Catalogue::from_toml(&read(prompts_path, "prompts")?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", prompts_path.display()))?;
+    let mut flows = std::collections::BTreeMap::new();
+    for h in &config.hotlines {
+        let path = base.join(&config.ivr).join(format!("{}.toml", h.number));
+        let name = path.display().to_string();
+        let flow = ivr::flow::Flow::from_toml(&name, &read(&path, "ivr")?)?;
+        for q in flow.queues() {
+            if !queues.queues.iter().any(|c| c.name == q) {
+                bail!("{name}: queue `{q}` is not in {}", queues_path.display());
+            }
+        }
+        for p in flow.prompt_names() {
+            if !catalogue.prompts.contains_key(&p) {
+                bail!("{name}: prompt `{p}` is not in {}", prompts_path.display());
+            }
+        }
+        flows.insert(h.number.clone(), flow);
+    }
+    for q in &queues.queues {
+        if !catalogue.prompts.contains_key(&q.music_on_hold) {
+            bail!(
+                "{}: queue `{}` plays `{}`, which is not in {}",
+                queues_path.display(),
+                q.name,
+                q.music_on_hold,
+                prompts_path.display()
+            );
+        }
+    }
+    Ok((queues, flows))
 }
 
 fn read(path: &Path, key: &str) -> anyhow::Result<String> {
@@ -293,9 +359,20 @@ mod tests {
     #[test]
     fn a_bad_key_in_the_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["categories.toml", "departments.toml"] {
+        for f in [
+            "categories.toml",
+            "departments.toml",
+            "prompts.toml",
+            "queues.toml",
+        ] {
             std::fs::copy(example().with_file_name(f), dir.path().join(f)).unwrap();
         }
+        std::fs::create_dir(dir.path().join("ivr")).unwrap();
+        std::fs::copy(
+            example().with_file_name("ivr/12319.toml"),
+            dir.path().join("ivr/12319.toml"),
+        )
+        .unwrap();
         let path = dir.path().join("hotline.toml");
         let write = |text: &str| std::fs::write(&path, text).unwrap();
         let hotline = "[[hotline]]\nnumber = \"12319\"\nname = \"x\"\n";
@@ -319,5 +396,19 @@ mod tests {
         write("[http]\nlisten = \"127.0.0.1:1\"\n");
         let err = load(&path, |_| None).err().unwrap().to_string();
         assert!(err.contains("hotline"), "{err}");
+        // A flow that queues to a queue the ACD does not have is named with its file.
+        write(hotline);
+        load(&path, |_| None).unwrap();
+        let flow = std::fs::read_to_string(dir.path().join("ivr/12319.toml")).unwrap();
+        std::fs::write(
+            dir.path().join("ivr/12319.toml"),
+            flow.replace("\"12319-intake\"", "\"12319-nowhere\""),
+        )
+        .unwrap();
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(
+            err.contains("ivr/12319.toml") && err.contains("12319-nowhere"),
+            "{err}"
+        );
     }
 }

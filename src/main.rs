@@ -146,6 +146,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  sip.listen    {}", loaded.sip_listen);
             println!("  data_dir      {}", c.data_dir.display());
             println!("  database      {}", redact(&loaded.database_url()));
+            for (number, flow) in &loaded.flows {
+                println!(
+                    "  ivr {number}     {} nodes, queues {:?}",
+                    flow.node_names().count(),
+                    flow.queues()
+                );
+            }
+            println!("  queues        {}", loaded.queues.queues.len());
             let hotlines: Vec<_> = c
                 .hotlines
                 .iter()

@@ -817,7 +817,7 @@ impl Hotline {
         let data = dir.path().join("data");
         // The calendar is the shipped one (Asia/Shanghai): it dates the recordings' folders.
         let config = format!(
-            "data_dir = {data:?}\ncategories = \"{ROOT}/config/categories.toml\"\ndepartments = \"{ROOT}/config/departments.toml\"\n\n\
+            "data_dir = {data:?}\ncategories = \"{ROOT}/config/categories.toml\"\ndepartments = \"{ROOT}/config/departments.toml\"\nprompts = \"{ROOT}/config/prompts.toml\"\nqueues = \"{ROOT}/config/queues.toml\"\nivr = \"{ROOT}/config/ivr\"\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n{sip}\n\
              [[hotline]]\nnumber = \"12319\"\nname = \"城市管理服务热线\"\naliases = [\"+8655112319\"]\n\n\
              [calendar]\ntimezone = \"Asia/Shanghai\"\n",
