@@ -232,7 +232,7 @@ pub(crate) async fn run(setup: CallSetup) {
             state = states.recv() => match state {
                 None => break End::new(EndedBy::System, 500, "dialog vanished"),
                 Some(DialogState::Terminated(_, reason)) => break terminated(&reason),
-                Some(DialogState::Confirmed(..)) => ctl.on_ack(&mut local).await,
+                Some(DialogState::Confirmed(..)) => ctl.on_ack().await,
                 Some(DialogState::Updated(_, req, handle)) => {
                     if ctl.on_offer(&req, handle, &mut local, timer.as_ref()).await
                         && let Some(t) = timer.as_mut()
@@ -273,7 +273,7 @@ pub(crate) async fn run(setup: CallSetup) {
                         break End::new(EndedBy::System, 408, "session timer expired (no refresh)");
                     }
                     _ => {
-                        ctl.refresh(&mut local).await;
+                        ctl.refresh().await;
                         if let Some(t) = timer.as_mut() {
                             t.refreshed(Instant::now(), None);
                         }
@@ -320,7 +320,7 @@ struct Control {
 
 impl Control {
     /// ACK arrived; with a delayed offer it carries the caller's answer.
-    async fn on_ack(&mut self, _local: &mut LocalSdp) {
+    async fn on_ack(&mut self) {
         if !self.awaiting_answer {
             return;
         }
@@ -484,7 +484,7 @@ impl Control {
     }
 
     /// We refresh the session (RFC 4028 refresher=uas): UPDATE without a body.
-    async fn refresh(&mut self, _local: &mut LocalSdp) {
+    async fn refresh(&mut self) {
         if let Err(e) = self.dialog.update(None, None).await {
             warn!(call_id = %self.call_id, error = %e, "session refresh failed");
         }

@@ -695,14 +695,10 @@ impl Shared {
         }
     }
 
-    /// The address RTP sockets bind to: the SIP listen address when it is concrete.
+    /// The address RTP sockets bind to: the SIP listen address (a wildcard binds every interface).
+    /// Never `public_ip`, which behind NAT is not an address of this host.
     pub fn media_ip_bind(&self) -> IpAddr {
-        let ip = self.settings.listen.ip();
-        if ip.is_unspecified() {
-            ip
-        } else {
-            self.media_ip
-        }
+        self.settings.listen.ip()
     }
 }
 
