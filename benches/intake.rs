@@ -42,6 +42,7 @@ fn tickets(store: Store) -> Tickets {
         number: "12319".into(),
         name: "城市管理服务热线".into(),
         aliases: vec![],
+        hours: None,
     }];
     Tickets::new(store, sla, catalogue, directory, hotlines)
 }

@@ -1,13 +1,15 @@
-//! Turns the SIP gateway's call events into call detail records, and tidies up after a crash:
-//! calls this node left open are closed and their recordings' headers repaired, so every file
-//! opens and plays up to its last second.
+//! Turns the SIP gateway's call events into call detail records, messages left in the IVR into
+//! phone tickets, and callback requests into tasks; answers the IVR's ticket look-ups; and
+//! tidies up after a crash: calls this node left open are closed and their recordings' headers
+//! repaired, so every file opens and plays up to its last second.
 
 use std::path::Path;
 
 use jiff::Timestamp;
-use sip_gateway::{CallEvent, EndedBy};
-use ticketing::Store;
+use sip_gateway::{CallEvent, EndedBy, Message};
 use ticketing::calls::{self, CallEnd, NewCall};
+use ticketing::model::{Attachment, AttachmentKind, PhoneNumber, Reporter};
+use ticketing::{Actor, Channel, NewTicket, Role, Store, TicketNumber, Tickets};
 use tokio::sync::mpsc;
 
 /// This node's name in call records: `HOTLINE_NODE`, else the host name.
@@ -70,12 +72,76 @@ pub async fn recover(
     Ok(())
 }
 
+/// The IVR as it appears in ticket trails: the system, acting for the caller.
+fn ivr_actor() -> Actor {
+    Actor {
+        id: 0,
+        name: "IVR".into(),
+        role: Role::Agent,
+        department: None,
+    }
+}
+
+/// Ticket status for the IVR's look-up node.
+pub struct TicketStatus {
+    /// The store to read.
+    pub store: Store,
+}
+
+#[async_trait::async_trait]
+impl sip_gateway::CallServices for TicketStatus {
+    async fn ticket_status(&self, number: &str) -> Result<Option<String>, String> {
+        let Ok(number) = TicketNumber::parse(number) else {
+            return Ok(None);
+        };
+        match self.store.ticket(&number).await {
+            Ok(t) => Ok(t.map(|t| t.work.status.as_str().to_owned())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A message left in the IVR becomes a phone ticket (受理) with the recording attached, linked
+/// to its call. Its content says it is a message until the transcript fills it in.
+async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<String> {
+    let seconds = m.duration_ms.div_ceil(1000);
+    let phone = m
+        .from_number
+        .as_deref()
+        .and_then(|n| PhoneNumber::parse(n).ok());
+    // The number stays in the reporter (masked for departments), never in the content.
+    let lang = if m.language == "en" { "，英文" } else { "" };
+    let new = NewTicket {
+        hotline: Some(m.hotline.clone()),
+        channel: Some(Channel::Phone),
+        reporter: Reporter {
+            phone,
+            ..Reporter::default()
+        },
+        content: format!("电话留言（{seconds} 秒{lang}），内容见录音。"),
+        attachments: vec![Attachment {
+            kind: AttachmentKind::Recording,
+            uri: m.recording.clone(),
+            content_type: Some("audio/wav".into()),
+            note: Some(format!("留言录音，{seconds} 秒")),
+        }],
+        ..NewTicket::default()
+    };
+    let ticket = tickets.intake(new, &ivr_actor(), m.at).await?;
+    tickets
+        .store()
+        .link_call_ticket(&m.call_id, ticket.id)
+        .await?;
+    Ok(ticket.number.to_string())
+}
+
 /// Writes call events as they come until the gateway drops its sender.
 pub async fn write_records(
-    store: Store,
+    tickets: Tickets,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
     node: String,
 ) {
+    let store = tickets.store().clone();
     while let Some(event) = events.recv().await {
         let result = match &event {
             CallEvent::Started(s) => store
@@ -126,6 +192,22 @@ pub async fn write_records(
                 .await
                 .map(|_| ()),
             CallEvent::Digit { .. } => Ok(()),
+            CallEvent::Message(m) => {
+                match open_message_ticket(&tickets, m).await {
+                    Ok(number) => {
+                        tracing::info!(call_id = %m.call_id, ticket = %number, "message left in the IVR is a ticket");
+                    }
+                    Err(e) => {
+                        tracing::error!(call_id = %m.call_id, recording = %m.recording, error = %e, "the message could not be made a ticket; the recording is kept");
+                        metrics::counter!("hotline_message_ticket_failures_total").increment(1);
+                    }
+                }
+                Ok(())
+            }
+            CallEvent::CallbackRequested { hotline, task } => store
+                .create_callback(hotline, task)
+                .await
+                .map(|id| tracing::info!(callback = id, call_id = %task.call, "callback task stored")),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, ?event, "writing the call record failed");

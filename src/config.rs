@@ -131,6 +131,8 @@ pub struct Loaded {
     pub queues: ivr::acd::AcdConfig,
     /// Each hotline's IVR flow, by hotline number.
     pub flows: std::collections::BTreeMap<String, ivr::flow::Flow>,
+    /// The business hours of hotlines that have `[hotline.hours]`, by number.
+    pub hours: std::collections::BTreeMap<String, WorkCalendar>,
 }
 
 impl Loaded {
@@ -248,9 +250,24 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     let calendar = WorkCalendar::from_config(&config.calendar)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let sla = Sla::new(calendar, config.sla.clone(), &catalogue);
+    let mut hours = std::collections::BTreeMap::new();
+    for h in &config.hotlines {
+        if let Some(open) = &h.hours {
+            let cal = open.calendar(&config.calendar).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: hotline {} hours: {}",
+                    path.display(),
+                    h.number,
+                    e.to_string().replace("calendar.work_hours", "periods")
+                )
+            })?;
+            hours.insert(h.number.clone(), cal);
+        }
+    }
     let prompts_path = base.join(&config.prompts);
     let (queues, flows) = load_ivr(&config, base, &prompts_path)?;
     Ok(Loaded {
+        hours,
         queues,
         flows,
         prompts_path,
@@ -393,6 +410,18 @@ mod tests {
         ));
         let err = load(&path, |_| None).err().unwrap().to_string();
         assert!(err.contains("calendar.work_hours"), "{err}");
+        write(&format!(
+            "{hotline}[hotline.hours]\nperiods = [\"20:00-08:00\"]\n"
+        ));
+        let err = load(&path, |_| None).err().unwrap().to_string();
+        assert!(
+            err.contains("hotline 12319 hours") && err.contains("periods"),
+            "{err}"
+        );
+        write(&format!(
+            "{hotline}[hotline.hours]\nperiods = [\"08:00-20:00\"]\ndays = \"every_day_but_holidays\"\n"
+        ));
+        assert_eq!(load(&path, |_| None).unwrap().hours.len(), 1);
         write("[http]\nlisten = \"127.0.0.1:1\"\n");
         let err = load(&path, |_| None).err().unwrap().to_string();
         assert!(err.contains("hotline"), "{err}");

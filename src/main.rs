@@ -345,7 +345,24 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
     calls::recover(&store, &data_dir, &node, &timezone)
         .await
         .context("recovering calls left open by an earlier run")?;
-    let records = tokio::spawn(calls::write_records(store.clone(), call_events_rx, node));
+    let tickets = Tickets::new(
+        store.clone(),
+        loaded.sla,
+        loaded.catalogue,
+        loaded.directory,
+        loaded.config.hotlines.clone(),
+    );
+    let records = tokio::spawn(calls::write_records(tickets.clone(), call_events_rx, node));
+    let calendars: std::collections::BTreeMap<String, Arc<dyn ivr::flow::Calendar>> = loaded
+        .hours
+        .iter()
+        .map(|(number, cal)| {
+            let cal = cal.clone();
+            let open: Arc<dyn ivr::flow::Calendar> =
+                Arc::new(move |at: Timestamp| cal.is_working_time(at));
+            (number.clone(), open)
+        })
+        .collect();
     let routes = sip_gateway::routing::Routes::new(
         loaded
             .config
@@ -359,17 +376,19 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         timezone,
         events: call_events,
+        ivr: sip_gateway::IvrOptions {
+            flows: loaded.flows.clone(),
+            calendars,
+            services: Arc::new(calls::TicketStatus {
+                store: store.clone(),
+            }),
+            queues: loaded.queues.clone(),
+        },
     })
     .await?;
     let http_cfg = loaded.config.http.clone();
     let app = http::App {
-        tickets: Tickets::new(
-            store.clone(),
-            loaded.sla,
-            loaded.catalogue,
-            loaded.directory,
-            loaded.config.hotlines.clone(),
-        ),
+        tickets,
         login_limiter: Arc::new(auth::LoginLimiter::new(
             http_cfg.login_attempts,
             SignedDuration::from_mins(i64::from(http_cfg.login_window_minutes)),
@@ -378,6 +397,7 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         secure_cookies: http_cfg.secure_cookies,
         metrics: http::ops::prometheus(),
         data_dir: loaded.config.data_dir.clone(),
+        queues: Some(gateway.queues()),
     };
     let listener = tokio::net::TcpListener::bind(loaded.http_listen)
         .await

@@ -1,13 +1,13 @@
 //! One answered-or-answering call: rings, answers with the SDP answer, starts media and the
-//! recording, plays the greeting, follows the dialog (re-INVITE/UPDATE for hold and codec
-//! changes, INFO digits, OPTIONS, BYE), enforces the no-RTP, session-timer and maximum-length
-//! limits, and reports its end. The dialog and transaction work is rsipstack's; the decisions
-//! are in the sans-IO modules this task calls.
+//! recording, runs the hotline's IVR flow ([`crate::flow`]), follows the dialog
+//! (re-INVITE/UPDATE for hold and codec changes, INFO digits, OPTIONS, BYE), transfers by
+//! REFER when the flow says so, enforces the no-RTP, session-timer and maximum-length limits,
+//! and reports its end. The dialog and transaction work is rsipstack's; the decisions are in
+//! the sans-IO modules this task calls.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rsipstack::dialog::dialog::{
@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::dtmf;
 use crate::events::{CallEvent, EndedBy};
+use crate::flow::{CallFlow, Next};
 use crate::media::{self, MediaCommand, MediaCore, MediaEvent, MediaParams, MediaSetup};
 use crate::ports::PortPair;
 use crate::recording::{self, CallRecorder};
@@ -38,6 +39,10 @@ pub(crate) struct CallSetup {
     pub offer: Option<(SessionDescription, Negotiated)>,
     pub timer: Option<SessionTimer>,
     pub ports: PortPair,
+    /// The caller's number (From user part), if any.
+    pub caller: Option<String>,
+    /// Where the INVITE came from: a transfer's REFER names a target there.
+    pub peer: Option<SocketAddr>,
 }
 
 /// How the call ended, for the call record.
@@ -76,6 +81,8 @@ pub(crate) async fn run(setup: CallSetup) {
         offer,
         mut timer,
         ports,
+        caller,
+        peer,
     } = setup;
     let settings = &shared.settings;
     let mut local = LocalSdp {
@@ -187,7 +194,7 @@ pub(crate) async fn run(setup: CallSetup) {
             return;
         }
     };
-    let core = MediaCore::new(
+    let mut core = MediaCore::new(
         params.clone(),
         settings.jitter_frames,
         settings.no_rtp,
@@ -195,6 +202,8 @@ pub(crate) async fn run(setup: CallSetup) {
         (rand::random(), rand::random()),
         Instant::now(),
     );
+    // The flow decides which prompts a key interrupts.
+    core.set_barge_in(false);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, mut media_events) = mpsc::unbounded_channel();
     let media_task = tokio::spawn(media::run(
@@ -207,9 +216,11 @@ pub(crate) async fn run(setup: CallSetup) {
         cmd_rx,
         ev_tx,
     ));
-    if let Some(prompt) = greeting(&shared, &hotline) {
-        let _ = cmd_tx.send(MediaCommand::Play(vec![prompt]));
+    let mut flow = CallFlow::new(shared.clone(), &call_id, &hotline, caller, cmd_tx.clone());
+    if flow.is_none() {
+        warn!(%call_id, %hotline, "no IVR flow for this hotline: the call is answered in silence");
     }
+    let mut next = flow.as_mut().map_or(Next::Continue, CallFlow::start);
 
     let mut ctl = Control {
         shared: shared.clone(),
@@ -220,7 +231,45 @@ pub(crate) async fn run(setup: CallSetup) {
         awaiting_answer,
     };
     let max_end = tokio::time::Instant::from_std(answered + settings.max_call);
+    let mut transfer: Option<Transfer> = None;
     let end = loop {
+        match std::mem::replace(&mut next, Next::Continue) {
+            Next::Continue => {}
+            Next::HangUp => {
+                ctl.hang_up(200, "call completed").await;
+                break End::new(EndedBy::Hotline, 200, "the IVR ended the call");
+            }
+            Next::Transfer(number) => match ctl.transfer(&number, peer).await {
+                Ok(()) => {
+                    transfer = Some(Transfer {
+                        number,
+                        deadline: tokio::time::Instant::now() + TRANSFER_TIMEOUT,
+                    });
+                }
+                Err(why) => {
+                    warn!(%call_id, %number, why, "transfer refused");
+                    ctl.hang_up(480, "transfer failed").await;
+                    break End::new(
+                        EndedBy::Hotline,
+                        480,
+                        format!("transfer to {number} failed: {why}"),
+                    );
+                }
+            },
+        }
+        let transfer_deadline = transfer.as_ref().map(|t| t.deadline);
+        let transfer_sleep = async {
+            match transfer_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let flow_input = async {
+            match flow.as_mut() {
+                Some(f) => f.next_input().await,
+                None => std::future::pending().await,
+            }
+        };
         let timer_deadline = timer.as_ref().map(|t| t.deadline());
         let timer_sleep = async {
             match timer_deadline {
@@ -240,9 +289,27 @@ pub(crate) async fn run(setup: CallSetup) {
                         t.refreshed(Instant::now(), session_interval(&req));
                     }
                 }
-                Some(DialogState::Info(_, req, handle)) => ctl.on_info(&req, handle).await,
+                Some(DialogState::Info(_, req, handle)) => {
+                    if let Some(d) = ctl.on_info(&req, handle).await
+                        && let Some(f) = flow.as_mut()
+                    {
+                        next = f.on_digit(d.as_char());
+                    }
+                }
                 Some(DialogState::Options(_, _, handle)) => {
                     let _ = handle.respond(StatusCode::OK, Some(answer_headers()), None).await;
+                }
+                Some(DialogState::Notify(_, req, handle)) if transfer.is_some() => {
+                    let _ = handle.respond(StatusCode::OK, None, None).await;
+                    if let Some(code) = sipfrag_status(req.body()) && code >= 200 {
+                        let number = transfer.take().map(|t| t.number).unwrap_or_default();
+                        if (200..300).contains(&code) {
+                            ctl.hang_up(200, "transferred").await;
+                            break End::new(EndedBy::Hotline, 200, format!("transferred to {number}"));
+                        }
+                        ctl.hang_up(480, "transfer failed").await;
+                        break End::new(EndedBy::Hotline, 480, format!("transfer to {number} failed with {code}"));
+                    }
                 }
                 Some(DialogState::Message(_, _, handle))
                 | Some(DialogState::Notify(_, _, handle))
@@ -252,8 +319,23 @@ pub(crate) async fn run(setup: CallSetup) {
                 }
                 Some(other) => debug!(%call_id, state = %other, "dialog state"),
             },
+            input = flow_input => {
+                if let Some(f) = flow.as_mut() {
+                    next = f.on_input(input);
+                }
+            }
+            () = transfer_sleep => {
+                let number = transfer.take().map(|t| t.number).unwrap_or_default();
+                ctl.hang_up(408, "transfer timed out").await;
+                break End::new(EndedBy::Hotline, 408, format!("transfer to {number}: no result"));
+            }
             event = media_events.recv() => match event {
-                Some(MediaEvent::Digit(d)) => ctl.digit(d, "rfc4733"),
+                Some(MediaEvent::Digit(d)) => {
+                    ctl.digit(d, "rfc4733");
+                    if let Some(f) = flow.as_mut() {
+                        next = f.on_digit(d.as_char());
+                    }
+                }
                 Some(MediaEvent::NoRtp) => {
                     let secs = settings.no_rtp.map(|d| d.as_secs()).unwrap_or(0);
                     ctl.hang_up(408, "RTP timeout").await;
@@ -263,7 +345,16 @@ pub(crate) async fn run(setup: CallSetup) {
                     warn!(%call_id, error = %e, "recording failed; the call goes on unrecorded");
                     metrics::counter!("hotline_recording_failures_total").increment(1);
                 }
-                Some(MediaEvent::PlaybackFinished { .. }) => {}
+                Some(MediaEvent::PlaybackFinished { id, interrupted }) => {
+                    if let Some(f) = flow.as_mut() {
+                        next = f.on_playback_finished(id, interrupted);
+                    }
+                }
+                Some(MediaEvent::MessageFinished(result)) => {
+                    if let Some(f) = flow.as_mut() {
+                        next = f.on_message_finished(result);
+                    }
+                }
                 None => break End::new(EndedBy::System, 500, "media ended"),
             },
             () = timer_sleep => {
@@ -291,8 +382,31 @@ pub(crate) async fn run(setup: CallSetup) {
         }
     };
 
+    if let Some(f) = flow.as_mut() {
+        f.caller_hung_up();
+    }
     let _ = ctl.media.send(MediaCommand::Stop);
-    let summary = media_task.await.unwrap_or_default();
+    let mut summary = media_task.await.unwrap_or_default();
+    // A message that ended just before the call did, or that the end of the call ended, is
+    // still left (a caller who hangs up after speaking has left a message).
+    if let Some(f) = flow.as_mut() {
+        while let Ok(event) = media_events.try_recv() {
+            if let MediaEvent::MessageFinished(result) = event {
+                let _ = f.on_message_finished(result);
+            }
+        }
+        if let Some(result) = summary.message.take() {
+            let _ = f.on_message_finished(result);
+        }
+        if f.is_recording_message() {
+            // Finished by a blocking task that had not reported yet: wait for it briefly.
+            if let Ok(Some(MediaEvent::MessageFinished(result))) =
+                tokio::time::timeout(Duration::from_secs(2), media_events.recv()).await
+            {
+                let _ = f.on_message_finished(result);
+            }
+        }
+    }
     drop(lease);
     metrics::counter!("hotline_rtp_packets_lost_total").increment(summary.lost);
     metrics::counter!("hotline_rtp_packets_received_total").increment(summary.received);
@@ -432,8 +546,8 @@ impl Control {
         let _ = self.media.send(MediaCommand::Update(params));
     }
 
-    /// SIP INFO: `application/dtmf-relay` or `application/dtmf` digits.
-    async fn on_info(&mut self, req: &Request, handle: TransactionHandle) {
+    /// SIP INFO: `application/dtmf-relay` or `application/dtmf` digits; returns the digit.
+    async fn on_info(&mut self, req: &Request, handle: TransactionHandle) -> Option<dtmf::Digit> {
         let content_type = req
             .headers()
             .iter()
@@ -445,8 +559,8 @@ impl Control {
         match dtmf::parse_info(&content_type, req.body()) {
             Ok(digit) => {
                 let _ = handle.respond(StatusCode::OK, None, None).await;
-                let _ = self.media.send(MediaCommand::StopPlayback); // barge-in
                 self.digit(digit, "info");
+                return Some(digit);
             }
             Err(dtmf::DtmfError::UnsupportedContentType(_)) if req.body().is_empty() => {
                 // An empty INFO is a keepalive some gateways send.
@@ -471,6 +585,7 @@ impl Control {
                 refuse(handle, StatusCode::BadRequest, &e.to_string()).await;
             }
         }
+        None
     }
 
     fn digit(&self, digit: dtmf::Digit, via: &'static str) {
@@ -487,6 +602,26 @@ impl Control {
     async fn refresh(&mut self) {
         if let Err(e) = self.dialog.update(None, None).await {
             warn!(call_id = %self.call_id, error = %e, "session refresh failed");
+        }
+    }
+
+    /// Blind transfer (RFC 3515): REFER the caller to `number` at the trunk the call came
+    /// from. Ok when the REFER was accepted; the NOTIFYs then say how the new call went.
+    async fn transfer(&self, number: &str, peer: Option<SocketAddr>) -> Result<(), String> {
+        let Some(peer) = peer else {
+            return Err("the caller's address is unknown".into());
+        };
+        let target = format!("<sip:{number}@{peer}>");
+        info!(call_id = %self.call_id, %target, "transferring by REFER");
+        match self.dialog.refer(target, None, None).await {
+            Ok(Some(resp))
+                if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
+            {
+                Ok(())
+            }
+            Ok(Some(resp)) => Err(format!("REFER answered {}", resp.status_code)),
+            Ok(None) => Err("no answer to REFER".into()),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -600,21 +735,24 @@ fn open_recorder(shared: &Shared, call_id: &str) -> (Option<CallRecorder>, Optio
     }
 }
 
-/// The hotline's greeting prompt, if the file exists.
-fn greeting(shared: &Shared, hotline: &str) -> Option<Arc<crate::prompt::Prompt>> {
-    if shared.settings.greeting.is_empty() {
+/// How long a transfer may take to report its outcome before we give up on it.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A REFER that was accepted: waiting for its final NOTIFY.
+struct Transfer {
+    number: String,
+    deadline: tokio::time::Instant,
+}
+
+/// The status code of a `message/sipfrag` body (`SIP/2.0 200 OK`).
+fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?;
+    let mut words = line.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("SIP/2.0") {
         return None;
     }
-    let path: PathBuf = shared
-        .data_dir
-        .join(shared.settings.greeting.replace("{hotline}", hotline));
-    match shared.prompts.get(&path) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            shared.warn_once(&path, &e.to_string());
-            None
-        }
-    }
+    words.next()?.parse().ok()
 }
 
 /// Reports the end.

@@ -46,8 +46,9 @@ pub struct GatewayConfig {
     pub jitter_frames: usize,
     /// Delay between 180 Ringing and 200 OK, in milliseconds.
     pub answer_delay_ms: u64,
-    /// The greeting prompt, relative to the data directory; `{hotline}` becomes the hotline number.
-    pub greeting: String,
+    /// A caller's message (voicemail) ends after this many seconds of silence (0: only `#`,
+    /// hang-up or the flow's maximum length end it).
+    pub message_silence_seconds: u64,
     /// Record answered calls (stereo WAV under `<data_dir>/recordings/`).
     pub record: bool,
     /// Who may send calls: carrier trunks, SBCs, desk phones.
@@ -73,7 +74,7 @@ impl Default for GatewayConfig {
             min_se: 90,
             jitter_frames: 3,
             answer_delay_ms: 0,
-            greeting: "prompts/zh/welcome_{hotline}.wav".into(),
+            message_silence_seconds: 6,
             record: true,
             trunks: Vec::new(),
         }
@@ -156,8 +157,8 @@ pub struct Settings {
     pub jitter_frames: usize,
     /// 180 → 200 delay.
     pub answer_delay: Duration,
-    /// Greeting template.
-    pub greeting: String,
+    /// Silence that ends a caller's message.
+    pub message_silence: Option<Duration>,
     /// Whether to record.
     pub record: bool,
     /// Who may call.
@@ -266,7 +267,8 @@ impl GatewayConfig {
             min_se: self.min_se,
             jitter_frames: self.jitter_frames,
             answer_delay: Duration::from_millis(self.answer_delay_ms),
-            greeting: self.greeting.clone(),
+            message_silence: (self.message_silence_seconds > 0)
+                .then(|| Duration::from_secs(self.message_silence_seconds)),
             record: self.record,
             trunks,
         })

@@ -70,6 +70,17 @@ pub enum CallEvent {
         /// `rfc4733` or `info`.
         via: &'static str,
     },
+    /// The caller left a message (voicemail) in the IVR; it is on disk. The binary opens a
+    /// phone ticket with it attached.
+    Message(Message),
+    /// A caller waiting in a queue asked to be called back ("leave your number"); the binary
+    /// stores the task for agents.
+    CallbackRequested {
+        /// The hotline the call came in on.
+        hotline: String,
+        /// The task, as the ACD made it.
+        task: ivr::acd::CallbackTask,
+    },
     /// Over.
     Ended {
         /// SIP Call-ID.
@@ -87,4 +98,23 @@ pub enum CallEvent {
         /// Its length in milliseconds.
         recording_ms: Option<u64>,
     },
+}
+
+/// A caller's message left in the IVR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// SIP Call-ID of the call it was left in.
+    pub call_id: String,
+    /// The hotline.
+    pub hotline: String,
+    /// Caller number (From user part), if any.
+    pub from_number: Option<String>,
+    /// The mono WAV, relative to the data directory (`messages/YYYY/MM/DD/<id>-1.wav`).
+    pub recording: String,
+    /// Its length in milliseconds.
+    pub duration_ms: u64,
+    /// Language the caller chose (`zh`, `en`).
+    pub language: &'static str,
+    /// When the message ended.
+    pub at: Timestamp,
 }

@@ -22,19 +22,25 @@ pub mod g711;
 pub mod guard;
 pub mod jitter;
 pub mod media;
+pub mod message;
 pub mod ports;
 pub mod prompt;
+pub mod queues;
 pub mod recording;
 pub mod routing;
 pub mod rtcp;
 pub mod sdp;
 pub mod server;
+pub mod services;
 pub mod session_timer;
 pub mod transport;
 pub mod trunk;
 
 mod call;
+mod flow;
 
 pub use config::{GatewayConfig, Settings};
-pub use events::{CallEvent, CallStart, EndedBy};
-pub use server::{Gateway, GatewayOptions, StartError};
+pub use events::{CallEvent, CallStart, EndedBy, Message};
+pub use queues::{Queues, Snapshot};
+pub use server::{Gateway, GatewayOptions, IvrOptions, StartError};
+pub use services::{CallServices, NoTickets};

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::dtmf::{Digit, TelephoneEventDetector};
 use crate::g711::Codec;
 use crate::jitter::{Frame, JitterBuffer, Push, Resync};
+use crate::message::MessageEnd;
 use crate::prompt::{Prompt, PromptPlayer};
 use crate::recording::{CallRecorder, RecordingSummary};
 use crate::rtcp;
@@ -53,8 +54,10 @@ pub struct MediaParams {
 pub enum MediaEvent {
     /// A DTMF digit from RFC 4733 events.
     Digit(Digit),
-    /// The prompt sequence finished (or was stopped by a digit).
+    /// The prompt sequence `id` finished (or was stopped by a digit).
     PlaybackFinished {
+        /// The id it was started with.
+        id: u64,
         /// Stopped by barge-in rather than played to the end.
         interrupted: bool,
     },
@@ -62,17 +65,39 @@ pub enum MediaEvent {
     NoRtp,
     /// The recorder failed (disk full...); the call goes on unrecorded.
     RecordingFailed(String),
+    /// The caller's message (voicemail) is over (`#`, its maximum length, silence) and on disk;
+    /// or it could not be recorded.
+    MessageFinished(Result<RecordingSummary, String>),
 }
 
 /// Orders from the call.
 #[derive(Debug)]
 pub enum MediaCommand {
-    /// Play these prompts back to back, replacing what is playing.
-    Play(Vec<Arc<Prompt>>),
+    /// Play these prompts back to back, replacing what is playing; `id` comes back in
+    /// [`MediaEvent::PlaybackFinished`] so a late report of an older play is recognised.
+    Play {
+        /// Chosen by the caller of the command.
+        id: u64,
+        /// The prompts.
+        prompts: Vec<Arc<Prompt>>,
+    },
     /// Stop the prompt (barge-in by a SIP INFO digit).
     StopPlayback,
     /// New session parameters after re-INVITE or UPDATE.
     Update(MediaParams),
+    /// Record the caller's side to a mono WAV at `path` (a message for voicemail) until
+    /// [`MediaCommand::StopMessage`], `max`, or `silence` without voice; then report
+    /// [`MediaEvent::MessageFinished`].
+    StartMessage {
+        /// The file to create.
+        path: std::path::PathBuf,
+        /// Longest message.
+        max: Duration,
+        /// Silence that ends it.
+        silence: Option<Duration>,
+    },
+    /// End the message now (the caller pressed `#`, or hung up).
+    StopMessage,
     /// End: stop, finish the recording, report.
     Stop,
 }
@@ -96,6 +121,8 @@ pub struct MediaCore {
     jitter_frames: usize,
     dtmf: TelephoneEventDetector,
     player: Option<PromptPlayer>,
+    play_id: u64,
+    barge_in: bool,
     rx: Option<rtcp::ReceiverStats>,
     tx: rtcp::SenderStats,
     ssrc: u32,
@@ -132,6 +159,8 @@ impl MediaCore {
             jitter_frames,
             dtmf: TelephoneEventDetector::new(),
             player: None,
+            play_id: 0,
+            barge_in: true,
             rx: None,
             tx: rtcp::SenderStats::new("hotline"),
             ssrc,
@@ -183,8 +212,15 @@ impl MediaCore {
         self.params = params;
     }
 
-    /// Starts a prompt sequence (replacing one that plays).
-    pub fn play(&mut self, prompts: Vec<Arc<Prompt>>) {
+    /// Whether an RFC 4733 digit stops the prompt by itself (the default). An IVR flow that
+    /// decides barge-in per node turns this off and sends [`MediaCommand::StopPlayback`].
+    pub fn set_barge_in(&mut self, on: bool) {
+        self.barge_in = on;
+    }
+
+    /// Starts prompt sequence `id` (replacing one that plays, which reports nothing).
+    pub fn play(&mut self, id: u64, prompts: Vec<Arc<Prompt>>) {
+        self.play_id = id;
         self.player = Some(PromptPlayer::new(prompts, self.params.codec));
     }
 
@@ -192,8 +228,10 @@ impl MediaCore {
     pub fn stop_playback(&mut self) {
         if let Some(mut p) = self.player.take() {
             p.stop();
-            self.events
-                .push(MediaEvent::PlaybackFinished { interrupted: true });
+            self.events.push(MediaEvent::PlaybackFinished {
+                id: self.play_id,
+                interrupted: true,
+            });
         }
     }
 
@@ -253,7 +291,9 @@ impl MediaCore {
                 .on_packet(rtp.timestamp(), rtp.mark(), rtp.payload())
             {
                 self.events.push(MediaEvent::Digit(digit));
-                self.stop_playback(); // barge-in
+                if self.barge_in {
+                    self.stop_playback();
+                }
             }
             return;
         }
@@ -305,8 +345,10 @@ impl MediaCore {
         }
         if finished {
             self.player = None;
-            self.events
-                .push(MediaEvent::PlaybackFinished { interrupted: false });
+            self.events.push(MediaEvent::PlaybackFinished {
+                id: self.play_id,
+                interrupted: false,
+            });
             self.marker = true;
         }
         if self.payload.is_empty() {
@@ -394,6 +436,8 @@ pub struct MediaSummary {
     pub received: u64,
     /// Caller packets lost (played as silence).
     pub lost: u64,
+    /// A caller's message still being recorded when the call ended, finished with it.
+    pub message: Option<Result<RecordingSummary, String>>,
 }
 
 /// Sockets and settings for [`run`].
@@ -420,13 +464,30 @@ pub async fn run(
     let mut rtcp_buf = vec![0u8; 1500];
     let core = &mut setup.core;
     let mut recorder = setup.recorder.take();
+    let mut message: Option<(CallRecorder, MessageEnd)> = None;
     loop {
         tokio::select! {
             biased;
             cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Play(prompts)) => core.play(prompts),
+                Some(MediaCommand::Play { id, prompts }) => core.play(id, prompts),
                 Some(MediaCommand::StopPlayback) => core.stop_playback(),
                 Some(MediaCommand::Update(p)) => core.update(p, Instant::now()),
+                Some(MediaCommand::StartMessage { path, max, silence }) => {
+                    if let Some(old) = message.take() {
+                        finish_message(old.0, events.clone());
+                    }
+                    match CallRecorder::create_mono(&path) {
+                        Ok(rec) => message = Some((rec, MessageEnd::new(max, silence))),
+                        Err(e) => {
+                            let _ = events.send(MediaEvent::MessageFinished(Err(e.to_string())));
+                        }
+                    }
+                }
+                Some(MediaCommand::StopMessage) => {
+                    if let Some((rec, _)) = message.take() {
+                        finish_message(rec, events.clone());
+                    }
+                }
                 Some(MediaCommand::Stop) | None => break,
             },
             r = setup.rtp.recv_from(&mut rtp_buf) => {
@@ -450,6 +511,18 @@ pub async fn run(
                 {
                     let _ = events.send(MediaEvent::RecordingFailed(e.to_string()));
                     recorder = None;
+                }
+                if let Some((rec, end)) = message.as_mut() {
+                    let over = match rec.write_frame(tick.caller, &[]) {
+                        Ok(()) => end.on_frame(tick.caller),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "recording the caller's message failed");
+                            true
+                        }
+                    };
+                    if over && let Some((rec, _)) = message.take() {
+                        finish_message(rec, events.clone());
+                    }
                 }
                 if core.rtcp_due()
                     && let Some(to) = core.params().remote_rtcp
@@ -481,11 +554,28 @@ pub async fn run(
         },
         None => None,
     };
+    let message = match message {
+        Some((rec, _)) => Some(
+            tokio::task::spawn_blocking(move || rec.finish().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+        ),
+        None => None,
+    };
     MediaSummary {
         recording,
         received: core.received_packets(),
         lost: core.lost_packets(),
+        message,
     }
+}
+
+/// Finishes a caller's message off the media loop (it syncs the file) and reports it.
+fn finish_message(rec: CallRecorder, events: mpsc::UnboundedSender<MediaEvent>) {
+    tokio::task::spawn_blocking(move || {
+        let result = rec.finish().map_err(|e| e.to_string());
+        let _ = events.send(MediaEvent::MessageFinished(result));
+    });
 }
 
 #[cfg(test)]
@@ -563,7 +653,7 @@ mod tests {
         let t = Instant::now();
         let mut m = core(t);
         let from: SocketAddr = CALLER.parse().unwrap();
-        m.play(vec![tone()]);
+        m.play(1, vec![tone()]);
         let tick = m.on_tick(t);
         assert!(energy(tick.hotline) > 0, "the prompt plays");
         // RFC 4733 "5": a marked start, then the repeats and three ends.
@@ -577,7 +667,10 @@ mod tests {
             events,
             vec![
                 MediaEvent::Digit(crate::dtmf::Digit::D5),
-                MediaEvent::PlaybackFinished { interrupted: true }
+                MediaEvent::PlaybackFinished {
+                    id: 1,
+                    interrupted: true
+                }
             ]
         );
         assert!(!m.is_playing());
@@ -590,7 +683,7 @@ mod tests {
     fn a_prompt_plays_to_its_end_and_says_so() {
         let t = Instant::now();
         let mut m = core(t);
-        m.play(vec![tone()]); // 1600 samples: 10 frames
+        m.play(7, vec![tone()]); // 1600 samples: 10 frames
         for i in 0..10 {
             let tick = m.on_tick(t + PTIME * i);
             assert!(energy(tick.hotline) > 0, "frame {i}");
@@ -598,7 +691,10 @@ mod tests {
         let _ = m.on_tick(t + PTIME * 10);
         assert_eq!(
             m.drain_events().collect::<Vec<_>>(),
-            vec![MediaEvent::PlaybackFinished { interrupted: false }]
+            vec![MediaEvent::PlaybackFinished {
+                id: 7,
+                interrupted: false
+            }]
         );
     }
 

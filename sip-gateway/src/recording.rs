@@ -31,8 +31,8 @@ pub const FRAME_SAMPLES: usize = 160;
 /// This bounds what a crash can hide from a player that does not run [`repair`].
 pub const FLUSH_INTERVAL_SAMPLES: u64 = SAMPLE_RATE as u64;
 
-/// Bytes of one stereo 16-bit sample frame.
-const BYTES_PER_STEREO_SAMPLE: u64 = 4;
+/// Bytes of one 16-bit sample.
+const BYTES_PER_SAMPLE: u64 = 2;
 
 /// Largest data chunk a RIFF file can describe (its size field is 32 bits), less room for the
 /// header: about 37 hours of stereo audio.
@@ -46,11 +46,14 @@ const MAX_STEM_CHARS: usize = 80;
 const MAX_HEADER_CHUNKS: usize = 64;
 
 const SPEC: hound::WavSpec = hound::WavSpec {
-    channels: 2,
+    channels: CALL_CHANNELS,
     sample_rate: SAMPLE_RATE,
     bits_per_sample: 16,
     sample_format: hound::SampleFormat::Int,
 };
+
+/// A call recording is stereo: caller left, hotline right.
+const CALL_CHANNELS: u16 = 2;
 
 /// What went wrong while recording or repairing a call recording; every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +214,7 @@ pub struct CallRecorder {
     samples_per_channel: u64,
     since_flush: u64,
     failed: bool,
+    channels: u16,
 }
 
 /// What a finished recording holds, for the call log and metrics.
@@ -234,6 +238,16 @@ impl CallRecorder {
     ///
     /// The file is a valid, empty WAV as soon as this returns.
     pub fn create(path: &Path) -> Result<CallRecorder, RecordingError> {
+        CallRecorder::open(path, CALL_CHANNELS)
+    }
+
+    /// The same for one side only, mono: a caller's message (voicemail) keeps the caller's
+    /// samples of each [`write_frame`](Self::write_frame) and drops the hotline's.
+    pub fn create_mono(path: &Path) -> Result<CallRecorder, RecordingError> {
+        CallRecorder::open(path, 1)
+    }
+
+    fn open(path: &Path, channels: u16) -> Result<CallRecorder, RecordingError> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| RecordingError::CreateDir {
                 dir: dir.to_path_buf(),
@@ -263,7 +277,8 @@ impl CallRecorder {
         };
         // Unbuffered on purpose: each tick is one `write` of 640 bytes, so a killed process
         // loses nothing that `write_frame` returned from.
-        let mut writer = hound::WavWriter::new(file, SPEC).map_err(write_error)?;
+        let spec = hound::WavSpec { channels, ..SPEC };
+        let mut writer = hound::WavWriter::new(file, spec).map_err(write_error)?;
         // hound writes zero sizes at first; make the header consistent from the start.
         writer.flush().map_err(write_error)?;
         Ok(CallRecorder {
@@ -274,6 +289,7 @@ impl CallRecorder {
             samples_per_channel: 0,
             since_flush: 0,
             failed: false,
+            channels,
         })
     }
 
@@ -296,16 +312,20 @@ impl CallRecorder {
             return Ok(());
         }
         let total = self.samples_per_channel + len as u64;
-        if total * BYTES_PER_STEREO_SAMPLE > MAX_DATA_BYTES {
+        if total * BYTES_PER_SAMPLE * u64::from(self.channels) > MAX_DATA_BYTES {
             return Err(RecordingError::TooLong {
                 path: self.path.clone(),
             });
         }
         // Cannot truncate: `total` is below 2^30 samples per channel after the check above.
-        let mut samples = self.writer.get_i16_writer((2 * len) as u32);
+        let mut samples = self
+            .writer
+            .get_i16_writer((usize::from(self.channels) * len) as u32);
         for index in 0..len {
             samples.write_sample(caller.get(index).copied().unwrap_or(0));
-            samples.write_sample(hotline.get(index).copied().unwrap_or(0));
+            if self.channels == CALL_CHANNELS {
+                samples.write_sample(hotline.get(index).copied().unwrap_or(0));
+            }
         }
         if let Err(source) = samples.flush() {
             self.failed = true;

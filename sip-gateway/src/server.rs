@@ -3,7 +3,7 @@
 //! routing, capacity, SDP and session-timer checks, anything in a dialog to that dialog,
 //! OPTIONS keepalives, and clear refusals for the rest.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,11 +27,15 @@ use crate::config::Settings;
 use crate::events::{CallEvent, CallStart, EndedBy};
 use crate::ports::PortPool;
 use crate::prompt::PromptCache;
+use crate::queues::Queues;
 use crate::routing::Routes;
 use crate::sdp::{self, SessionDescription};
+use crate::services::CallServices;
 use crate::session_timer::{SessionTimer, TimerError, TimerRequest};
 use crate::transport::GuardedUdp;
 use crate::trunk::{Admission, Verdict};
+use ivr::acd::AcdConfig;
+use ivr::flow::{Calendar, Flow, Lang};
 
 /// Methods we handle, for `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
@@ -69,6 +73,37 @@ pub struct GatewayOptions {
     pub timezone: TimeZone,
     /// Where call events go (the binary writes them as call records).
     pub events: mpsc::UnboundedSender<CallEvent>,
+    /// What callers hear and where they go: flows, business hours, ticket look-ups, queues.
+    pub ivr: IvrOptions,
+}
+
+/// The IVR side of the gateway.
+pub struct IvrOptions {
+    /// Each hotline's flow, by hotline number (a hotline without one answers in silence).
+    pub flows: BTreeMap<String, Flow>,
+    /// Each hotline's business hours; a hotline not listed is always open.
+    pub calendars: BTreeMap<String, Arc<dyn Calendar>>,
+    /// Ticket status for the look-up node.
+    pub services: Arc<dyn CallServices>,
+    /// The call queues (ACD).
+    pub queues: AcdConfig,
+}
+
+/// The IVR's runtime pieces, shared by every call.
+pub(crate) struct Ivr {
+    pub flows: BTreeMap<String, Flow>,
+    calendars: BTreeMap<String, Arc<dyn Calendar>>,
+    pub services: Arc<dyn CallServices>,
+}
+
+impl Ivr {
+    /// The business hours of `hotline` (always open when none are configured).
+    pub fn calendar(&self, hotline: &str) -> Arc<dyn Calendar> {
+        match self.calendars.get(hotline) {
+            Some(c) => c.clone(),
+            None => Arc::new(|_: Timestamp| true),
+        }
+    }
 }
 
 /// State shared by the accept loop and every call.
@@ -81,6 +116,8 @@ pub(crate) struct Shared {
     pub data_dir: PathBuf,
     pub timezone: TimeZone,
     pub events: mpsc::UnboundedSender<CallEvent>,
+    pub ivr: Ivr,
+    pub queues: Queues,
     pub active: AtomicUsize,
     pub dialogs: Arc<DialogLayer>,
     pub media_ip: IpAddr,
@@ -94,6 +131,14 @@ impl Shared {
     /// `<data_dir>/recordings`.
     pub fn recordings_root(&self) -> PathBuf {
         self.data_dir.join("recordings")
+    }
+
+    /// `<data_dir>/prompts/<lang>/<name>.wav`, as `hotline prompts generate` writes them.
+    pub fn prompt_path(&self, lang: Lang, name: &str) -> PathBuf {
+        self.data_dir
+            .join("prompts")
+            .join(lang.code())
+            .join(format!("{name}.wav"))
     }
 
     /// Logs a problem with a file once, not on every call.
@@ -204,7 +249,21 @@ impl Gateway {
         }
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
+        let IvrOptions {
+            flows,
+            calendars,
+            services,
+            queues,
+        } = options.ivr;
+        let queues = Queues::start(queues, options.events.clone())
+            .map_err(|e| StartError::Stack(format!("queues: {e}")))?;
         let shared = Arc::new(Shared {
+            ivr: Ivr {
+                flows,
+                calendars,
+                services,
+            },
+            queues,
             admission: Admission::new(settings.trunks.clone(), "hotline", secret),
             ports: PortPool::new(settings.rtp_ports.clone()),
             prompts: PromptCache::new(),
@@ -222,18 +281,20 @@ impl Gateway {
             settings,
         });
 
-        // Load and resample the greetings now, not on the first call.
-        for hotline in shared.routes.hotlines() {
-            if shared.settings.greeting.is_empty() {
-                break;
-            }
-            let path = shared
-                .data_dir
-                .join(shared.settings.greeting.replace("{hotline}", hotline));
-            if let Err(e) = shared.prompts.get(&path) {
-                shared.warn_once(&path, &e.to_string());
+        // Load and resample every prompt a flow can play now, not on the first call.
+        let mut loaded = 0;
+        for flow in shared.ivr.flows.values() {
+            for name in flow.prompt_names() {
+                for lang in [Lang::Zh, Lang::En] {
+                    let path = shared.prompt_path(lang, &name);
+                    match shared.prompts.get(&path) {
+                        Ok(_) => loaded += 1,
+                        Err(e) => shared.warn_once(&path, &e.to_string()),
+                    }
+                }
             }
         }
+        debug!(loaded, "prompts loaded");
 
         let serve_endpoint = endpoint.inner.clone();
         tokio::spawn(async move {
@@ -269,6 +330,11 @@ impl Gateway {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.shared.active.load(Ordering::Relaxed)
+    }
+
+    /// The call queues, for their live figures.
+    pub fn queues(&self) -> Queues {
+        self.shared.queues.clone()
     }
 
     /// Hangs up every call (BYE with Reason 503) and stops listening; waits up to `grace`.
@@ -404,12 +470,15 @@ fn allow_headers() -> Vec<Header> {
 }
 
 fn source_ip(tx: &Transaction) -> Option<IpAddr> {
+    source_addr(tx).map(|a| a.ip())
+}
+
+fn source_addr(tx: &Transaction) -> Option<SocketAddr> {
     tx.connection
         .as_ref()?
         .get_remote_addr()?
         .get_socketaddr()
         .ok()
-        .map(|a| a.ip())
 }
 
 fn source_text(tx: &Transaction) -> String {
@@ -504,10 +573,11 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         .and_then(|u| u.user().map(str::to_string))
         .unwrap_or_default();
     let hotline = shared.routes.route(&dialed).map(str::to_string);
+    let peer = source_addr(&tx);
     let _ = shared.events.send(CallEvent::Started(CallStart {
         call_id: call_id.clone(),
         hotline: hotline.clone(),
-        from_number,
+        from_number: from_number.clone(),
         from_uri,
         to_number: dialed.clone(),
         source: source_text(&tx),
@@ -675,6 +745,8 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
         offer,
         timer,
         ports,
+        caller: Some(from_number).filter(|n| !n.is_empty()),
+        peer,
     })
     .await;
     shared.dialogs.remove_dialog(&dialog_id);

@@ -1,9 +1,11 @@
 //! The HTTP API (`/api/v1`), operations endpoints and the OpenAPI document. Handlers are thin:
 //! they take typed extractors, call one `ticketing` function and map errors in [`problem`].
 
+pub mod callbacks;
 pub mod calls;
 pub mod ops;
 pub mod problem;
+pub mod queues;
 pub mod reference;
 pub mod session;
 pub mod tickets;
@@ -38,16 +40,19 @@ pub struct App {
     /// The data directory (`data_dir` in the configuration): stored recording paths are relative
     /// to it.
     pub data_dir: PathBuf,
+    /// The call queues (ACD) of this node's SIP gateway; None when it runs none.
+    pub queues: Option<sip_gateway::Queues>,
 }
 
 /// The OpenAPI document, generated from the handlers and types.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hotline API", description = "Municipal service hotline (12319 / 12345): tickets, workflow, SLA, calls."),
+    info(title = "hotline API", description = "Municipal service hotline (12319 / 12345): tickets, workflow, SLA, calls, queues."),
     paths(
         session::login, session::logout, session::me,
         tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
         calls::list, calls::get, calls::recording,
+        queues::list, callbacks::list, callbacks::attempt,
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
         ops::healthz, ops::metrics,
@@ -58,6 +63,7 @@ pub struct App {
         (name = "auth", description = "Login sessions"),
         (name = "tickets", description = "工单: intake, workflow, audit trail"),
         (name = "calls", description = "Call detail records and recordings (every play audited)"),
+        (name = "queues", description = "Call queues (live figures) and callback tasks (回电)"),
         (name = "reference", description = "Categories, departments, hotlines"),
         (name = "users", description = "Staff accounts"),
         (name = "ops", description = "Health and metrics"),
@@ -106,6 +112,9 @@ pub fn router(app: App) -> Router {
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/recording", get(calls::recording))
+        .route("/queues", get(queues::list))
+        .route("/callbacks", get(callbacks::list))
+        .route("/callbacks/{id}/attempts", post(callbacks::attempt))
         .route("/categories", get(reference::categories))
         .route("/departments", get(reference::departments))
         .route("/hotlines", get(reference::hotlines))

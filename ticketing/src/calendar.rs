@@ -79,6 +79,56 @@ impl Default for CalendarConfig {
     }
 }
 
+/// When a hotline's agents answer calls (the IVR's `hours` nodes), as written under
+/// `[hotline.hours]`: periods of the day and which days. Holidays and make-up workdays come from
+/// the `[calendar]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningHours {
+    /// Periods of an open day, e.g. `["08:00-20:00"]`; `["00:00-24:00"]` is the whole day.
+    pub periods: Vec<String>,
+    /// Which days those periods apply to.
+    #[serde(default)]
+    pub days: OpenDays,
+}
+
+/// The days a hotline is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenDays {
+    /// Every day of the year.
+    #[default]
+    EveryDay,
+    /// Every day except the calendar's holidays (weekends are open).
+    EveryDayButHolidays,
+    /// The calendar's working days only (weekends and holidays closed, 调休 days open).
+    WorkingDays,
+}
+
+impl OpeningHours {
+    /// These hours as a calendar whose working time is the open time, on `base`'s time zone,
+    /// holidays and make-up days. Errors name the key as in `[calendar]`; the caller adds which
+    /// hotline.
+    pub fn calendar(&self, base: &CalendarConfig) -> Result<WorkCalendar, CalendarError> {
+        let (weekend, holidays, workdays) = match self.days {
+            OpenDays::EveryDay => (vec![], vec![], vec![]),
+            OpenDays::EveryDayButHolidays => (vec![], base.holidays.clone(), vec![]),
+            OpenDays::WorkingDays => (
+                base.weekend.clone(),
+                base.holidays.clone(),
+                base.workdays.clone(),
+            ),
+        };
+        WorkCalendar::from_config(&CalendarConfig {
+            timezone: base.timezone.clone(),
+            work_hours: self.periods.clone(),
+            weekend,
+            holidays,
+            workdays,
+        })
+    }
+}
+
 /// Why a `[calendar]` table was rejected; each message names the key to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
@@ -286,6 +336,20 @@ impl WorkCalendar {
         // Non-negative, so truncating division is floor. The total cannot
         // exceed the span of representable time, which fits an i64 of minutes.
         i64::try_from(nanos / NANOS_PER_MINUTE).unwrap_or(i64::MAX)
+    }
+
+    /// Whether `at` falls within working time: a working day, inside one of its periods.
+    pub fn is_working_time(&self, at: Timestamp) -> bool {
+        let local = self.inner.tz.to_datetime(at);
+        if !self.is_working_day(local.date()) {
+            return false;
+        }
+        let minute = u16::try_from(local.hour()).unwrap_or(0) * 60
+            + u16::try_from(local.minute()).unwrap_or(0);
+        self.inner
+            .periods
+            .iter()
+            .any(|p| p.start <= minute && minute < p.end)
     }
 
     /// The local civil date of an instant in the calendar's timezone (used e.g. for per-day ticket numbers).

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod calendar;
+pub mod callbacks;
 pub mod calls;
 pub mod category;
 pub mod department;

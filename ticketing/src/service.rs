@@ -26,6 +26,9 @@ pub struct Hotline {
     /// Other numbers that reach it (`+8651012319`, a trunk's DID).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// When agents answer (the IVR's business-hours branch); always when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<crate::calendar::OpeningHours>,
 }
 
 /// Why a ticket operation was refused or failed.

@@ -8,6 +8,7 @@
 //! in the same transaction.
 
 mod audit;
+mod callbacks;
 mod calls;
 mod tickets;
 mod users;
@@ -20,6 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use utoipa::ToSchema;
 
+pub use callbacks::AttemptError;
 pub use tickets::{TicketFilter, TicketSummary};
 pub use users::{NewUser, Session, User};
 

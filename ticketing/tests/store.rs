@@ -29,11 +29,13 @@ fn service(store: ticketing::Store) -> Tickets {
             number: "12319".into(),
             name: "城市管理服务热线".into(),
             aliases: vec!["+8655112319".into()],
+            hours: None,
         },
         Hotline {
             number: "12345".into(),
             name: "政务服务便民热线".into(),
             aliases: vec![],
+            hours: None,
         },
     ];
     Tickets::new(store, sla, catalogue, directory, hotlines)

@@ -278,6 +278,16 @@ impl Acd {
         })
     }
 
+    /// The queues' names, in priority order.
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.queues.iter().map(|q| q.config.name.as_str())
+    }
+
+    /// Every agent that ever logged in, by id.
+    pub fn agent_ids(&self) -> impl Iterator<Item = &AgentId> {
+        self.agents.keys()
+    }
+
     /// Live figures of an agent; `None` if the agent never logged in.
     pub fn agent_stats(&self, agent: &AgentId) -> Option<AgentStats> {
         let a = self.agents.get(agent)?;

@@ -106,6 +106,23 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Links the ticket opened in a call (a voicemail, an agent's intake) to its record;
+    /// false when the call is unknown.
+    pub async fn link_call_ticket(
+        &self,
+        call_id: &str,
+        ticket_id: i64,
+    ) -> Result<bool, StoreError> {
+        let mut w = self.write().await?;
+        let done = sqlx::query("UPDATE calls SET ticket_id = $2 WHERE call_id = $1")
+            .bind(call_id)
+            .bind(ticket_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// At start-up: closes the calls `node` left running when it stopped without ending them (a
     /// crash, a kill). They end at `at`, by `system`, with the reason `node restarted` and no SIP
     /// code; their talk time stays unknown (`NULL`) since the real end is. `node` `None` closes the
