@@ -21,6 +21,7 @@
 //! ```
 
 use std::fmt;
+use std::time::Duration;
 
 /// A DTMF key: the twelve keys of a telephone keypad plus the rarely used A–D column. This is
 /// what the IVR consumes, whichever way the digit travelled.
@@ -206,7 +207,14 @@ pub struct TelephoneEventDetector {
     recent: [Option<(u32, u8)>; RECENT_EVENTS],
     next_recent: usize,
     newest_ts: Option<u32>,
+    /// Arrival of the last packet of an event that had ended, when arrival times are given.
+    ended_at: Option<Duration>,
 }
+
+/// A marked start arriving this long after the last packet of an ended event is a new press
+/// even with a timestamp seen before. A duplicate of a start packet, sent before the event's
+/// 100 ms or more of updates and its end packets, does not trail them by this much.
+pub const REPLAYED_PRESS_GAP: Duration = Duration::from_millis(40);
 
 #[derive(Debug, Clone, Copy)]
 struct Current {
@@ -236,20 +244,57 @@ impl TelephoneEventDetector {
         marker: bool,
         payload: &[u8],
     ) -> Result<Option<Digit>, DtmfError> {
+        self.feed(None, rtp_timestamp, marker, payload)
+    }
+
+    /// The same, knowing when the packet arrived (`at`, from any fixed origin). A marked start
+    /// that comes [`REPLAYED_PRESS_GAP`] or more after an ended event is a new press even if
+    /// its timestamp was seen before: senders that replay one capture per key (SIPp's
+    /// `play_pcap_audio`, some IVR bridges) send every press of a key with the same
+    /// timestamp. Without arrival times such a packet is taken for a late duplicate.
+    pub fn on_packet_at(
+        &mut self,
+        at: Duration,
+        rtp_timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<Option<Digit>, DtmfError> {
+        self.feed(Some(at), rtp_timestamp, marker, payload)
+    }
+
+    fn feed(
+        &mut self,
+        at: Option<Duration>,
+        rtp_timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<Option<Digit>, DtmfError> {
         let packet = TelephoneEvent::parse(payload)?;
+        let replayed = marker
+            && !packet.end
+            && self.current.is_some_and(|c| c.ended)
+            && matches!((at, self.ended_at), (Some(at), Some(end)) if at.saturating_sub(end) >= REPLAYED_PRESS_GAP);
+        if let (Some(at), Some(current)) = (at, self.current.as_ref())
+            && (current.ended || packet.end)
+            && !replayed
+        {
+            self.ended_at = Some(at);
+        }
         let Some(digit) = Digit::from_event(packet.event) else {
             return Ok(None);
         };
         let ts = rtp_timestamp;
+        let fresh_start = replayed;
         if let Some(current) = self.current.as_mut()
             && current.ts == ts
             && current.code == packet.event
+            && !fresh_start
         {
             current.ended |= packet.end;
             current.duration = current.duration.max(packet.duration);
             return Ok(None);
         }
-        if self.recent.contains(&Some((ts, packet.event))) {
+        if !fresh_start && self.recent.contains(&Some((ts, packet.event))) {
             return Ok(None);
         }
         // A straggler from before the newest event is dropped, unless it carries the marker
@@ -527,6 +572,36 @@ mod tests {
         let mut packets = press(6, 320);
         packets.push(packets[0]);
         assert_eq!(feed(&mut detector, &packets), "6");
+    }
+
+    #[test]
+    fn the_same_capture_replayed_for_each_press_gives_each_digit() {
+        // SIPp plays one capture per key: every press of a key has the same timestamp, and
+        // presses of different keys share it too. With arrival times, each press counts.
+        let mut detector = TelephoneEventDetector::new();
+        let mut digits = String::new();
+        let mut at = Duration::ZERO;
+        for key in [2u8, 0, 2, 2, 0] {
+            for (ts, marker, payload) in press(key, 320) {
+                if let Some(d) = detector.on_packet_at(at, ts, marker, &payload).unwrap() {
+                    digits.push(d.as_char());
+                }
+                at += Duration::from_millis(20);
+            }
+            at += Duration::from_millis(200);
+        }
+        assert_eq!(digits, "20220");
+        // A duplicate of the start packet arriving just after the end is still no new press.
+        let mut detector = TelephoneEventDetector::new();
+        let packets = press(6, 320);
+        let mut digits = String::new();
+        for (i, (ts, marker, payload)) in packets.iter().chain([&packets[0]]).enumerate() {
+            let at = Duration::from_millis(20 * i as u64);
+            if let Some(d) = detector.on_packet_at(at, *ts, *marker, payload).unwrap() {
+                digits.push(d.as_char());
+            }
+        }
+        assert_eq!(digits, "6");
     }
 
     #[test]

@@ -286,10 +286,12 @@ impl MediaCore {
         };
         rx.on_rtp(seq, rtp.timestamp(), arrival);
         if is_event {
-            if let Ok(Some(digit)) = self
-                .dtmf
-                .on_packet(rtp.timestamp(), rtp.mark(), rtp.payload())
-            {
+            if let Ok(Some(digit)) = self.dtmf.on_packet_at(
+                now.duration_since(self.start),
+                rtp.timestamp(),
+                rtp.mark(),
+                rtp.payload(),
+            ) {
                 self.events.push(MediaEvent::Digit(digit));
                 if self.barge_in {
                     self.stop_playback();

@@ -1,4 +1,6 @@
-//! What the end-to-end tests share: a logged-in API client.
+//! What the end-to-end tests share: a logged-in API client, and the SIP fixture ([`sip`]).
+
+pub mod sip;
 
 use reqwest::StatusCode;
 use serde_json::Value;
