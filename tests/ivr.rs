@@ -305,6 +305,116 @@ async fn queued_caller_who_hangs_up_is_counted_as_abandoned() {
     assert_eq!(agent.get_ok("/api/v1/callbacks").await, json!([]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_caller_is_answered_by_an_agent_desk_phone() {
+    let hotline = Hotline::start(|sip| {
+        sip.tone_prompts = true;
+        sip.queues = Some(queue(20, "callback"));
+    });
+    // The agent's phone: SIPp answering on a port of its own, echoing what it hears.
+    let port = free_udp_port("127.0.0.1".parse().unwrap());
+    let phone = hotline
+        .sipp("agent_phone")
+        .on_port(port)
+        .arg("-rtp_echo")
+        .spawn();
+    let agent = hotline.agent().await;
+    let (status, view) = agent
+        .post_raw(
+            "/api/v1/agents/me/state",
+            json!({"state": "ready", "contact": format!("sip:agent@127.0.0.1:{port}"), "languages": ["zh"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["agents"][0]["agent"], "agent");
+    assert_eq!(view["agents"][0]["state"], "available");
+
+    let steps = [
+        Step::Pause(700),
+        Step::Key('1'),
+        Step::Pause(500),
+        Step::Key('1'), // report a problem: the queue rings the agent, who answers in 300 ms
+        Step::Pause(1500),
+        Step::Speak,
+        Step::Pause(3000),
+    ];
+    let run = hotline.ivr_call(&steps, End::CallerHangsUp).run().await;
+    run.assert_success();
+    let phone = phone.finish().await;
+    phone.assert_success();
+    let invite = phone
+        .received_request("INVITE")
+        .expect("the phone was rung");
+    assert!(
+        invite.contains(&format!("X-Hotline-Call: {}", run.call_id())),
+        "{invite}"
+    );
+    assert!(
+        phone.received_request("BYE").is_some(),
+        "hung up when the caller did"
+    );
+
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "caller");
+    let recording = api.recording(&call).await;
+    // The caller spoke from ~2.7 s; the agent's phone sent it back: the caller heard the agent.
+    let talk = recording.hotline.len() as f64 / 8000.0;
+    let heard_agent = rms(span(&recording.hotline, talk - 2.5, talk - 0.3));
+    assert!(
+        heard_agent > 300.0,
+        "the agent is silent on the hotline channel (RMS {heard_agent:.0})"
+    );
+    let said = rms(span(&recording.caller, talk - 2.5, talk - 0.3));
+    assert!(said > 300.0, "the caller is silent (RMS {said:.0})");
+    // And it is the caller's own voice coming back through the agent's phone (no hold music):
+    // the hotline channel follows the caller channel a round trip later.
+    let (lag_ms, similarity) = best_echo(
+        span(&recording.caller, talk - 2.5, talk - 0.5),
+        span(&recording.hotline, talk - 2.5, talk - 0.2),
+    );
+    assert!(
+        similarity > 0.6 && (20.0..250.0).contains(&lag_ms),
+        "the hotline channel is not the agent's echo of the caller: correlation {similarity:.2} at {lag_ms:.0} ms"
+    );
+    let heard = ToneMap::shipped().heard(&recording.hotline, 3);
+    assert!(
+        !heard
+            .iter()
+            .any(|p| p == "callback_recorded" || p == "leave_message"),
+        "answered, not overflowed: {heard:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let view = agent.get_ok("/api/v1/queues").await;
+        let (q, a) = (&view["queues"][0], &view["agents"][0]);
+        if q["handled"] == 1 {
+            assert_eq!(q["answered"], 1, "{view}");
+            assert_eq!(q["answered_within_service_level"], 1);
+            assert_eq!(q["abandoned"], 0);
+            assert_eq!(a["answered"], 1);
+            assert_eq!(a["state"], "wrap_up", "{view}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(agent.get_ok("/api/v1/callbacks").await, json!([]));
+    // The agent goes on break: the desk says so.
+    let (_, view) = agent
+        .post_raw("/api/v1/agents/me/state", json!({"state": "break"}))
+        .await;
+    assert_eq!(view["agents"][0]["state"], "break", "{view}");
+    let (status, problem) = agent
+        .post_raw(
+            "/api/v1/agents/me/state",
+            json!({"state": "ready", "contact": "http://x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// A queues file with one queue, `12319-intake`, that overflows to `overflow` after `max_wait`
@@ -337,6 +447,26 @@ fn seconds_between(channel: &[i16], from: &str, to: &str) -> f64 {
             .unwrap_or_else(|| panic!("no {name} on the channel"))
     };
     at(to) - at(from)
+}
+
+/// The delay (ms) at which `later` best matches `earlier`, and the normalised correlation there.
+fn best_echo(earlier: &[i16], later: &[i16]) -> (f64, f64) {
+    let n = earlier.len();
+    let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>().sqrt();
+    let mut best = (0.0, 0.0);
+    for lag in (0..(later.len() - n).min(2400)).step_by(8) {
+        let window = &later[lag..lag + n];
+        let dot: f64 = earlier
+            .iter()
+            .zip(window)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        let c = dot / (energy(earlier) * energy(window)).max(1.0);
+        if c > best.1 {
+            best = (lag as f64 / 8.0, c);
+        }
+    }
+    best
 }
 
 /// A message file: its length in seconds and the RMS of its middle.

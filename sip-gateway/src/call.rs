@@ -239,6 +239,10 @@ pub(crate) async fn run(setup: CallSetup) {
                 ctl.hang_up(200, "call completed").await;
                 break End::new(EndedBy::Hotline, 200, "the IVR ended the call");
             }
+            Next::AgentHungUp => {
+                ctl.hang_up(200, "agent hung up").await;
+                break End::new(EndedBy::Hotline, 200, "the agent hung up");
+            }
             Next::Transfer(number) => match ctl.transfer(&number, peer).await {
                 Ok(()) => {
                     transfer = Some(Transfer {
@@ -640,7 +644,7 @@ async fn refuse(handle: TransactionHandle, status: StatusCode, why: &str) {
 }
 
 /// The media parameters a negotiated SDP implies.
-fn media_params(neg: &Negotiated) -> MediaParams {
+pub(crate) fn media_params(neg: &Negotiated) -> MediaParams {
     let remote = (!neg.remote_addr.is_unspecified() && neg.remote_port != 0)
         .then(|| SocketAddr::new(neg.remote_addr, neg.remote_port));
     let rtcp = remote.map(|_| neg.remote_rtcp());

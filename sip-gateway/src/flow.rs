@@ -3,7 +3,7 @@
 //! through [`CallServices`], queueing through [`Queues`] — and tells the call task when the
 //! flow hangs up or transfers. What to do is the session's decision; this is the shell.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,9 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::agent_leg::{self, LegCommand, LegEvent};
 use crate::events::{CallEvent, Message};
-use crate::media::MediaCommand;
+use crate::media::{MediaCommand, PeerFrame};
 use crate::prompt::Prompt;
 use crate::queues::QueueEvent;
 use crate::recording::{self, RecordingSummary};
@@ -32,6 +33,8 @@ pub(crate) enum Next {
     HangUp,
     /// Transfer the caller to this number.
     Transfer(String),
+    /// The agent the caller talked to hung up: end the call.
+    AgentHungUp,
 }
 
 /// Something the flow waits for, other than media and signalling.
@@ -42,6 +45,8 @@ pub(crate) enum Input {
     Lookup(Result<Option<String>, String>),
     /// The ACD about the queued call (None: the ACD is gone).
     Queue(Option<QueueEvent>),
+    /// A leg to an agent's phone.
+    Leg(LegEvent),
 }
 
 /// The IVR side of one call.
@@ -64,6 +69,16 @@ pub(crate) struct CallFlow {
     messages: u32,
     message: Option<RecordingSummary>,
     recording_message: bool,
+    /// Agents being rung or talking, by agent.
+    legs: HashMap<String, mpsc::UnboundedSender<LegCommand>>,
+    leg_events: (
+        mpsc::UnboundedSender<LegEvent>,
+        mpsc::UnboundedReceiver<LegEvent>,
+    ),
+    /// The bridge ends of agents who answered, until the ACD says which one to connect.
+    answered: HashMap<String, (mpsc::Sender<PeerFrame>, mpsc::Receiver<PeerFrame>)>,
+    /// The agent the caller is talking to.
+    bridged: Option<String>,
 }
 
 impl CallFlow {
@@ -95,6 +110,10 @@ impl CallFlow {
             messages: 0,
             message: None,
             recording_message: false,
+            legs: HashMap::new(),
+            leg_events: mpsc::unbounded_channel(),
+            answered: HashMap::new(),
+            bridged: None,
         })
     }
 
@@ -108,7 +127,7 @@ impl CallFlow {
     /// Cancel-safe: nothing is lost when another branch of the call's `select!` wins.
     pub async fn next_input(&mut self) -> Input {
         let timer = self.timer;
-        let (lookup, queue) = (&mut self.lookup, &mut self.queue);
+        let (lookup, queue, legs) = (&mut self.lookup, &mut self.queue, &mut self.leg_events.1);
         tokio::select! {
             () = async {
                 match timer {
@@ -128,6 +147,7 @@ impl CallFlow {
                     None => std::future::pending().await,
                 }
             } => Input::Queue(e),
+            Some(e) = legs.recv() => Input::Leg(e),
         }
     }
 
@@ -162,6 +182,7 @@ impl CallFlow {
                 self.leave_queue(QueueOutcome::Voicemail)
             }
             Input::Queue(Some(event)) => self.on_queue(event),
+            Input::Leg(event) => self.on_leg(event),
         }
     }
 
@@ -214,6 +235,9 @@ impl CallFlow {
     pub fn caller_hung_up(&mut self) {
         if self.queue.take().is_some() {
             self.shared.queues.left(&self.call_id);
+        }
+        for (_, leg) in self.legs.drain() {
+            let _ = leg.send(LegCommand::End);
         }
         let actions = self.session.handle(Timestamp::now(), Event::CallerHungUp);
         let _ = self.run(actions);
@@ -324,6 +348,81 @@ impl CallFlow {
             QueueEvent::Outcome(outcome) => {
                 self.queue = None;
                 self.leave_queue(outcome)
+            }
+            QueueEvent::Ring { agent, contact } => {
+                let leg = agent_leg::ring(
+                    self.shared.clone(),
+                    &self.call_id,
+                    &agent,
+                    &contact,
+                    self.leg_events.0.clone(),
+                );
+                self.legs.insert(agent, leg);
+                Next::Continue
+            }
+            QueueEvent::CancelRing { agent } => {
+                self.answered.remove(&agent);
+                if let Some(leg) = self.legs.remove(&agent) {
+                    let _ = leg.send(LegCommand::End);
+                }
+                Next::Continue
+            }
+            QueueEvent::Bridge { agent } => {
+                let Some((to_agent, from_agent)) = self.answered.remove(&agent) else {
+                    warn!(call_id = %self.call_id, %agent, "bridge to an agent whose leg is gone");
+                    self.shared.queues.agent_hung_up(&agent, &self.call_id);
+                    return Next::AgentHungUp;
+                };
+                self.hold_music = None;
+                if self.hold_play.take().is_some() {
+                    let _ = self.media.send(MediaCommand::StopPlayback);
+                }
+                let _ = self.media.send(MediaCommand::Connect {
+                    to_peer: to_agent,
+                    from_peer: from_agent,
+                });
+                info!(call_id = %self.call_id, %agent, "caller talks to the agent");
+                self.bridged = Some(agent);
+                // The queue's receiver stays: the ACD must hear when the caller hangs up.
+                self.feed(Event::QueueOutcome(QueueOutcome::Answered))
+            }
+        }
+    }
+
+    fn on_leg(&mut self, event: LegEvent) -> Next {
+        match event {
+            LegEvent::Answered {
+                agent,
+                to_agent,
+                from_agent,
+            } => {
+                if self.legs.contains_key(&agent) {
+                    self.answered.insert(agent.clone(), (to_agent, from_agent));
+                    self.shared.queues.agent_answered(&agent, &self.call_id);
+                }
+                Next::Continue
+            }
+            LegEvent::Failed { agent, why } => {
+                if self.legs.remove(&agent).is_some() {
+                    info!(call_id = %self.call_id, %agent, why, "agent did not answer");
+                    self.shared.queues.agent_no_answer(&agent, &self.call_id);
+                }
+                Next::Continue
+            }
+            LegEvent::Ended { agent, by_agent } => {
+                self.answered.remove(&agent);
+                let ours = self.legs.remove(&agent).is_some();
+                if self.bridged.as_deref() == Some(agent.as_str()) {
+                    self.bridged = None;
+                    self.shared.queues.agent_hung_up(&agent, &self.call_id);
+                    if by_agent {
+                        return Next::AgentHungUp;
+                    }
+                } else if ours {
+                    // Answered, then gone before the ACD connected it.
+                    self.shared.queues.agent_no_answer(&agent, &self.call_id);
+                }
+                Next::Continue
             }
         }
     }

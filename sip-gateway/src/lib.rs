@@ -36,6 +36,7 @@ pub mod session_timer;
 pub mod transport;
 pub mod trunk;
 
+mod agent_leg;
 mod call;
 mod flow;
 

@@ -98,9 +98,21 @@ pub enum MediaCommand {
     },
     /// End the message now (the caller pressed `#`, or hung up).
     StopMessage,
+    /// Bridge to another leg (a caller to an agent): each tick, what this side receives goes
+    /// to `to_peer`, and the newest frame from `from_peer` is what this side hears (prompts,
+    /// if any play, win).
+    Connect {
+        /// Frames this leg's remote party says.
+        to_peer: mpsc::Sender<PeerFrame>,
+        /// Frames the other leg's remote party says.
+        from_peer: mpsc::Receiver<PeerFrame>,
+    },
     /// End: stop, finish the recording, report.
     Stop,
 }
+
+/// One 20-ms frame of PCM passed between two bridged legs.
+pub type PeerFrame = [i16; FRAME];
 
 /// The packets and frames of one tick.
 #[derive(Debug)]
@@ -123,6 +135,7 @@ pub struct MediaCore {
     player: Option<PromptPlayer>,
     play_id: u64,
     barge_in: bool,
+    live: Option<PeerFrame>,
     rx: Option<rtcp::ReceiverStats>,
     tx: rtcp::SenderStats,
     ssrc: u32,
@@ -161,6 +174,7 @@ impl MediaCore {
             player: None,
             play_id: 0,
             barge_in: true,
+            live: None,
             rx: None,
             tx: rtcp::SenderStats::new("hotline"),
             ssrc,
@@ -216,6 +230,11 @@ impl MediaCore {
     /// decides barge-in per node turns this off and sends [`MediaCommand::StopPlayback`].
     pub fn set_barge_in(&mut self, on: bool) {
         self.barge_in = on;
+    }
+
+    /// What the hotline side says on the next tick when no prompt plays (a bridged leg's voice).
+    pub fn set_live_frame(&mut self, frame: PeerFrame) {
+        self.live = Some(frame);
     }
 
     /// Starts prompt sequence `id` (replacing one that plays, which reports nothing).
@@ -353,6 +372,13 @@ impl MediaCore {
             });
             self.marker = true;
         }
+        if let Some(live) = self.live.take()
+            && self.payload.is_empty()
+        {
+            self.params.codec.encode(&live, &mut self.payload);
+            self.hotline_pcm.clear();
+            self.hotline_pcm.extend_from_slice(&live);
+        }
         if self.payload.is_empty() {
             self.payload.resize(FRAME, self.params.codec.silence());
         }
@@ -467,6 +493,7 @@ pub async fn run(
     let core = &mut setup.core;
     let mut recorder = setup.recorder.take();
     let mut message: Option<(CallRecorder, MessageEnd)> = None;
+    let mut peer: Option<(mpsc::Sender<PeerFrame>, mpsc::Receiver<PeerFrame>)> = None;
     loop {
         tokio::select! {
             biased;
@@ -490,6 +517,7 @@ pub async fn run(
                         finish_message(rec, events.clone());
                     }
                 }
+                Some(MediaCommand::Connect { to_peer, from_peer }) => peer = Some((to_peer, from_peer)),
                 Some(MediaCommand::Stop) | None => break,
             },
             r = setup.rtp.recv_from(&mut rtp_buf) => {
@@ -503,8 +531,24 @@ pub async fn run(
                 }
             }
             _ = ticker.tick() => {
+                if let Some((_, from_peer)) = peer.as_mut() {
+                    // One frame a tick; when the two loops' phases drift and frames pile up,
+                    // drop the backlog rather than let it add delay.
+                    while from_peer.len() > 2 {
+                        let _ = from_peer.try_recv();
+                    }
+                    if let Ok(frame) = from_peer.try_recv() {
+                        core.set_live_frame(frame);
+                    }
+                }
                 let remote = core.remote();
                 let tick = core.on_tick(Instant::now());
+                if let Some((to_peer, _)) = peer.as_ref() {
+                    let mut frame = [0i16; FRAME];
+                    let n = tick.caller.len().min(FRAME);
+                    frame[..n].copy_from_slice(&tick.caller[..n]);
+                    let _ = to_peer.try_send(frame);
+                }
                 if let (Some(packet), Some(to)) = (tick.packet, remote) {
                     let _ = setup.rtp.try_send_to(packet, to);
                 }

@@ -34,6 +34,23 @@ pub(crate) enum QueueEvent {
     },
     /// The call leaves the queue: back to its flow.
     Outcome(QueueOutcome),
+    /// Ring this agent's phone at `contact` for the call.
+    Ring {
+        /// The agent.
+        agent: String,
+        /// Their SIP URI.
+        contact: String,
+    },
+    /// Stop ringing the agent (or hang up a late answer).
+    CancelRing {
+        /// The agent.
+        agent: String,
+    },
+    /// Connect the caller with the agent who answered.
+    Bridge {
+        /// The agent.
+        agent: String,
+    },
 }
 
 enum Command {
@@ -47,6 +64,13 @@ enum Command {
     },
     Left {
         call: CallId,
+    },
+    Agent(AcdEvent),
+    AgentLogin {
+        agent: AgentId,
+        contact: String,
+        skills: Vec<String>,
+        languages: Vec<String>,
     },
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
@@ -110,6 +134,65 @@ impl Queues {
         });
     }
 
+    /// An agent is ready at `contact` (a SIP URI their phone answers): logs them in, or
+    /// ends their break or wrap-up (updating the contact).
+    pub fn agent_ready(
+        &self,
+        agent: &str,
+        contact: Option<String>,
+        skills: Vec<String>,
+        languages: Vec<String>,
+    ) {
+        let agent = AgentId(agent.to_owned());
+        let _ = self.tx.send(match contact {
+            Some(contact) => Command::AgentLogin {
+                agent,
+                contact,
+                skills,
+                languages,
+            },
+            None => Command::Agent(AcdEvent::AgentReady { agent }),
+        });
+    }
+
+    /// An agent takes a break (after the current call, if any).
+    pub fn agent_break(&self, agent: &str) {
+        let agent = AgentId(agent.to_owned());
+        let _ = self.tx.send(Command::Agent(AcdEvent::AgentBreak { agent }));
+    }
+
+    /// An agent logs out (after the current call, if any).
+    pub fn agent_logout(&self, agent: &str) {
+        let agent = AgentId(agent.to_owned());
+        let _ = self
+            .tx
+            .send(Command::Agent(AcdEvent::AgentLogout { agent }));
+    }
+
+    /// The agent's phone answered the call's offer.
+    pub(crate) fn agent_answered(&self, agent: &str, call: &str) {
+        let (agent, call) = (AgentId(agent.to_owned()), CallId(call.to_owned()));
+        let _ = self
+            .tx
+            .send(Command::Agent(AcdEvent::AgentAnswered { agent, call }));
+    }
+
+    /// The agent's phone did not answer (busy, rejected, unreachable).
+    pub(crate) fn agent_no_answer(&self, agent: &str, call: &str) {
+        let (agent, call) = (AgentId(agent.to_owned()), CallId(call.to_owned()));
+        let _ = self
+            .tx
+            .send(Command::Agent(AcdEvent::AgentNoAnswer { agent, call }));
+    }
+
+    /// The agent hung up a connected call.
+    pub(crate) fn agent_hung_up(&self, agent: &str, call: &str) {
+        let (agent, call) = (AgentId(agent.to_owned()), CallId(call.to_owned()));
+        let _ = self
+            .tx
+            .send(Command::Agent(AcdEvent::AgentHungUp { agent, call }));
+    }
+
     /// The live figures; None if the ACD task is gone.
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (reply, rx) = oneshot::channel();
@@ -130,7 +213,17 @@ async fn run(
     events: mpsc::UnboundedSender<CallEvent>,
 ) {
     let mut calls: HashMap<CallId, Waiting> = HashMap::new();
+    let mut contacts: HashMap<AgentId, String> = HashMap::new();
+    // Events the shell feeds back (an agent without a phone to ring does not answer).
+    let mut feedback: Vec<AcdEvent> = Vec::new();
     loop {
+        if let Some(event) = feedback.pop() {
+            let now = Timestamp::now();
+            for action in acd.handle(now, event) {
+                carry_out(action, &mut calls, &contacts, &mut feedback, &events);
+            }
+            continue;
+        }
         let deadline = acd.poll_timeout();
         let sleep = async {
             match deadline {
@@ -151,10 +244,23 @@ async fn run(
                     AcdEvent::CallQueued { call, queue, language, caller_number }
                 }
                 Some(Command::Left { call }) => {
-                    if calls.remove(&call).is_none() {
-                        continue;
-                    }
+                    calls.remove(&call);
                     AcdEvent::CallerHungUp { call }
+                }
+                Some(Command::Agent(event)) => {
+                    if let AcdEvent::AgentLogout { agent } = &event {
+                        contacts.remove(agent);
+                    }
+                    event
+                }
+                Some(Command::AgentLogin { agent, contact, skills, languages }) => {
+                    info!(%agent, %contact, "agent ready");
+                    let known = contacts.insert(agent.clone(), contact).is_some();
+                    if known {
+                        AcdEvent::AgentReady { agent }
+                    } else {
+                        AcdEvent::AgentLogin { agent, skills, languages }
+                    }
                 }
                 Some(Command::Snapshot { reply }) => {
                     let now = Timestamp::now();
@@ -174,7 +280,7 @@ async fn run(
         };
         let now = Timestamp::now();
         for action in acd.handle(now, event) {
-            carry_out(action, &mut calls, &events);
+            carry_out(action, &mut calls, &contacts, &mut feedback, &events);
         }
         for name in acd.queue_names() {
             if let Some(s) = acd.stats(name, now) {
@@ -188,6 +294,8 @@ async fn run(
 fn carry_out(
     action: AcdAction,
     calls: &mut HashMap<CallId, Waiting>,
+    contacts: &HashMap<AgentId, String>,
+    feedback: &mut Vec<AcdEvent>,
     events: &mpsc::UnboundedSender<CallEvent>,
 ) {
     let tell = |calls: &HashMap<CallId, Waiting>, call: &CallId, event: QueueEvent| {
@@ -237,15 +345,26 @@ fn carry_out(
         AcdAction::AgentStateChanged { agent, state } => {
             info!(%agent, ?state, "agent state");
         }
-        AcdAction::RingAgent { agent, call } => {
-            // Agents reach the ACD through the agent desk, which is not built yet: no agent
-            // can log in, so the ACD never rings one. Should it, the caller must not wait on a
-            // desk that cannot ring.
-            warn!(%agent, call_id = %call, "no agent endpoint to ring");
+        AcdAction::RingAgent { agent, call } => match (contacts.get(&agent), calls.get(&call)) {
+            (Some(contact), Some(_)) => tell(
+                calls,
+                &call,
+                QueueEvent::Ring {
+                    agent: agent.0.clone(),
+                    contact: contact.clone(),
+                },
+            ),
+            _ => {
+                warn!(%agent, call_id = %call, "no phone to ring for this agent or call");
+                feedback.push(AcdEvent::AgentNoAnswer { agent, call });
+            }
+        },
+        AcdAction::CancelRing { agent, call } => {
+            tell(calls, &call, QueueEvent::CancelRing { agent: agent.0 })
         }
-        AcdAction::CancelRing { .. } => {}
         AcdAction::Bridge { call, agent } => {
-            warn!(%agent, call_id = %call, "no agent endpoint to bridge");
+            info!(%agent, call_id = %call, "caller and agent connected");
+            tell(calls, &call, QueueEvent::Bridge { agent: agent.0 });
         }
     }
 }

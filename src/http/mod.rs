@@ -52,7 +52,7 @@ pub struct App {
         session::login, session::logout, session::me,
         tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
         calls::list, calls::get, calls::recording,
-        queues::list, callbacks::list, callbacks::attempt,
+        queues::list, queues::set_agent_state, callbacks::list, callbacks::attempt,
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
         ops::healthz, ops::metrics,
@@ -113,6 +113,7 @@ pub fn router(app: App) -> Router {
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/recording", get(calls::recording))
         .route("/queues", get(queues::list))
+        .route("/agents/me/state", post(queues::set_agent_state))
         .route("/callbacks", get(callbacks::list))
         .route("/callbacks/{id}/attempts", post(callbacks::attempt))
         .route("/categories", get(reference::categories))

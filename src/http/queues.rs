@@ -140,3 +140,85 @@ pub async fn list(
             .collect(),
     }))
 }
+
+/// Who takes queued calls.
+const AGENTS: &[Role] = &[Role::Agent, Role::Supervisor];
+
+/// An agent's state change, from the agent desk.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStateRequest {
+    /// `ready` (log in, or end a break or wrap-up), `break`, or `offline` (log out).
+    pub state: String,
+    /// The SIP URI the agent's phone answers (`sip:8001@10.0.0.21:5060`); needed for the first
+    /// `ready`, and replaces the old one when given again.
+    pub contact: Option<String>,
+    /// Languages the agent speaks (`zh`, `en`); default `zh`.
+    pub languages: Option<Vec<String>>,
+    /// Skills the agent has (a queue's `skills` must all be among them).
+    pub skills: Option<Vec<String>>,
+}
+
+/// Sets the logged-in user's agent state; returns the queues and agents as they are after it.
+/// Queued calls ring the agent's `contact`, and an answer connects the caller.
+#[utoipa::path(post, path = "/api/v1/agents/me/state", tag = "queues",
+    request_body = AgentStateRequest,
+    responses(
+        (status = 200, body = QueuesView),
+        (status = 400, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn set_agent_state(
+    State(app): State<App>,
+    user: CurrentUser,
+    super::problem::ApiJson(req): super::problem::ApiJson<AgentStateRequest>,
+) -> Result<axum::Json<QueuesView>, Problem> {
+    user.require(AGENTS)?;
+    let bad = |m: String| Problem::new(StatusCode::BAD_REQUEST, "invalid_request", m);
+    let queues = app.queues.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queues_unavailable",
+            "the call queues are not running on this node",
+        )
+    })?;
+    let agent = user.0.username.clone();
+    if let Some(c) = &req.contact
+        && !valid_contact(c)
+    {
+        return Err(bad(format!(
+            "contact: `{c}` is not a SIP URI like sip:8001@10.0.0.21:5060"
+        )));
+    }
+    match req.state.as_str() {
+        "ready" => queues.agent_ready(
+            &agent,
+            req.contact,
+            req.skills.unwrap_or_default(),
+            req.languages.unwrap_or_else(|| vec!["zh".into()]),
+        ),
+        "break" => queues.agent_break(&agent),
+        "offline" => queues.agent_logout(&agent),
+        other => {
+            return Err(bad(format!(
+                "state: `{other}` is not one of ready, break, offline"
+            )));
+        }
+    }
+    list(State(app), user).await
+}
+
+/// A SIP or SIPS URI with a user and a host, short and without spaces.
+fn valid_contact(c: &str) -> bool {
+    let rest = c.strip_prefix("sip:").or_else(|| c.strip_prefix("sips:"));
+    c.len() <= 200
+        && !c
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '<' || ch == '>')
+        && rest.is_some_and(|r| {
+            r.split_once('@')
+                .is_some_and(|(u, h)| !u.is_empty() && !h.is_empty())
+        })
+}

@@ -335,6 +335,7 @@ impl Hotline {
             number: "12319".into(),
             pause_ms: 1000,
             extra: Vec::new(),
+            port: None,
         }
     }
 
@@ -448,6 +449,8 @@ pub struct Sipp {
     pub number: String,
     pub pause_ms: u64,
     pub extra: Vec<String>,
+    /// The local SIP port (`-p`); a free one when None.
+    pub port: Option<u16>,
 }
 
 impl Sipp {
@@ -460,6 +463,12 @@ impl Sipp {
     /// Calls from this local address (`-i`; loopback aliases work on Linux).
     pub fn calling_from(mut self, ip: &str) -> Sipp {
         self.ip = ip.into();
+        self
+    }
+
+    /// Listens on this SIP port (`-p`): for a SIPp that plays a phone to be called.
+    pub fn on_port(mut self, port: u16) -> Sipp {
+        self.port = Some(port);
         self
     }
 
@@ -488,7 +497,10 @@ impl Sipp {
             .args(["-sf", &self.scenario, "-s", &self.number])
             .arg(self.target.to_string())
             .args(["-i", &self.ip])
-            .args(["-p", &free_udp_port(ip).to_string()])
+            .args([
+                "-p",
+                &self.port.unwrap_or_else(|| free_udp_port(ip)).to_string(),
+            ])
             .args(["-mp", &free_media_ports(ip).to_string()])
             .args(["-m", "1", "-d", &self.pause_ms.to_string()])
             .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
