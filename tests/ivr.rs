@@ -117,6 +117,35 @@ async fn caller_with_an_unknown_ticket_number_is_told_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_with_a_gas_leak_is_transferred_to_the_utility() {
+    let hotline = Hotline::start(|sip| sip.tone_prompts = true);
+    let steps = [
+        Step::Pause(700),
+        Step::Key('1'),
+        Step::Pause(500),
+        Step::Key('4'), // 燃气泄漏等紧急抢修
+    ];
+    let run = hotline.ivr_call(&steps, End::Referred).run().await;
+    run.assert_success();
+    let refer = run.received_request("REFER").expect("a REFER");
+    // To the number of the flow's transfer node, at the trunk the call came from.
+    assert!(
+        refer.contains("Refer-To: <sip:962777@127.0.0.1:"),
+        "{refer}"
+    );
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    assert_eq!(call["ended_by"], "hotline");
+    assert_eq!(call["end_reason"], "transferred to 962777", "{call}");
+    let heard = ToneMap::shipped().heard(&api.recording(&call).await.hotline, 3);
+    assert_eq!(
+        heard.last().map(String::as_str),
+        Some("transfer"),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_hours_caller_leaves_a_message_that_becomes_a_ticket() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;

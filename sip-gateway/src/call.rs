@@ -305,6 +305,9 @@ pub(crate) async fn run(setup: CallSetup) {
                 }
                 Some(DialogState::Notify(_, req, handle)) if transfer.is_some() => {
                     let _ = handle.respond(StatusCode::OK, None, None).await;
+                    // `respond` hands the 200 to the NOTIFY's transaction task; give it the
+                    // moment it needs to leave before a BYE overtakes it.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     if let Some(code) = sipfrag_status(req.body()) && code >= 200 {
                         let number = transfer.take().map(|t| t.number).unwrap_or_default();
                         if (200..300).contains(&code) {

@@ -368,6 +368,7 @@ impl Hotline {
             End::HotlineHangsUp { within_ms } => {
                 HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
             }
+            End::Referred => REFERRED.to_owned(),
         };
         let xml = template
             .replace("  <!-- STEPS -->\n", &xml)
@@ -1136,6 +1137,10 @@ pub enum End {
         /// Longest wait for it.
         within_ms: u64,
     },
+    /// The hotline transfers the caller: the caller's side (a carrier, an SBC) accepts the
+    /// REFER with 202, reports the new call answered (NOTIFY, `SIP/2.0 200 OK`), and the
+    /// hotline must then hang up.
+    Referred,
 }
 
 const CALLER_BYE: &str = r#"  <send retrans="500">
@@ -1155,6 +1160,53 @@ const CALLER_BYE: &str = r#"  <send retrans="500">
 "#;
 
 const HOTLINE_BYE: &str = r#"  <recv request="BYE" timeout="TIMEOUT"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#;
+
+const REFERRED: &str = r#"  <recv request="REFER" timeout="15000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 202 Accepted
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300"/>
+  <send retrans="500">
+    <![CDATA[
+      NOTIFY [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "13900001234" <sip:13900001234@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 NOTIFY
+      Max-Forwards: 70
+      Event: refer
+      Subscription-State: terminated;reason=noresource
+      Content-Type: message/sipfrag
+      Content-Length: [len]
+
+      SIP/2.0 200 OK
+    ]]>
+  </send>
+  <recv response="200"/>
+  <recv request="BYE" timeout="5000"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
