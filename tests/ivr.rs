@@ -241,6 +241,16 @@ async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
     let heard = ToneMap::shipped().heard(&recording.hotline, 3);
     let hold = heard.iter().filter(|p| *p == "hold_music").count();
     assert!(hold >= 1, "hold music while waiting: {heard:?}");
+    // Every second: first in line, no agent to estimate the wait from: "all agents are busy".
+    let busy = heard.iter().filter(|p| *p == "all_busy").count();
+    assert!(
+        (1..=4).contains(&busy),
+        "announcements while waiting: {heard:?}"
+    );
+    assert!(
+        !heard.iter().any(|p| p == "queue_wait"),
+        "no estimate without agents: {heard:?}"
+    );
     assert_contains_run(
         &heard,
         &["callback_recorded".to_owned(), "goodbye".to_owned()],
@@ -447,12 +457,12 @@ async fn queued_caller_is_answered_by_an_agent_desk_phone() {
 // ---------------------------------------------------------------------------------------------
 
 /// A queues file with one queue, `12319-intake`, that overflows to `overflow` after `max_wait`
-/// seconds.
+/// seconds and tells waiting callers where they stand every second.
 fn queue(max_wait: u64, overflow: &str) -> String {
     format!(
         "service_level_secs = 20\n\n[[queue]]\nname = \"12319-intake\"\nlanguages = [\"zh\", \"en\"]\n\
          ring_timeout_secs = 15\nmax_wait_secs = {max_wait}\nmax_length = 10\noverflow = \"{overflow}\"\n\
-         music_on_hold = \"hold_music\"\nwrap_up_secs = 10\n"
+         music_on_hold = \"hold_music\"\nwrap_up_secs = 10\nannounce_every_secs = 1\n"
     )
 }
 

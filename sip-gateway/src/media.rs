@@ -726,6 +726,54 @@ mod tests {
     }
 
     #[test]
+    fn without_barge_in_a_digit_is_reported_and_the_prompt_goes_on() {
+        let t = Instant::now();
+        let mut m = core(t);
+        m.set_barge_in(false);
+        let from: SocketAddr = CALLER.parse().unwrap();
+        m.play(3, vec![tone()]);
+        let _ = m.on_tick(t);
+        m.on_rtp(&rtp(101, 1, 8000, true, &[5, 10, 0, 0]), from, t);
+        assert_eq!(
+            m.drain_events().collect::<Vec<_>>(),
+            vec![MediaEvent::Digit(crate::dtmf::Digit::D5)]
+        );
+        assert!(
+            m.is_playing(),
+            "the flow decides whether a key stops the prompt"
+        );
+        assert!(energy(m.on_tick(t + PTIME).hotline) > 0);
+    }
+
+    #[test]
+    fn a_bridged_leg_says_the_peer_frame_unless_a_prompt_plays() {
+        let t = Instant::now();
+        let mut m = core(t);
+        let voice: PeerFrame = std::array::from_fn(|i| ((i as f64 * 0.2).sin() * 6000.0) as i16);
+        m.set_live_frame(voice);
+        let tick = m.on_tick(t);
+        // The recording's hotline side is the peer's voice, and so is what goes out.
+        assert_eq!(tick.hotline, &voice[..]);
+        let packet = tick.packet.unwrap().to_vec();
+        let mut decoded = Vec::new();
+        Codec::Pcma.decode(&packet[12..], &mut decoded);
+        let err: i64 = decoded
+            .iter()
+            .zip(voice)
+            .map(|(a, b)| (i64::from(*a) - i64::from(b)).abs())
+            .max()
+            .unwrap();
+        assert!(err < 200, "A-law of the peer's frame (max error {err})");
+        // No new frame: silence, not the old frame again.
+        assert_eq!(energy(m.on_tick(t + PTIME).hotline), 0);
+        // A prompt wins over the peer.
+        m.play(1, vec![tone()]);
+        m.set_live_frame(voice);
+        let tick = m.on_tick(t + PTIME * 2);
+        assert_ne!(tick.hotline, &voice[..]);
+    }
+
+    #[test]
     fn a_prompt_plays_to_its_end_and_says_so() {
         let t = Instant::now();
         let mut m = core(t);

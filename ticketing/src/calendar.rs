@@ -688,6 +688,66 @@ mod tests {
     }
 
     #[test]
+    fn working_time_is_inside_a_period_of_a_working_day() {
+        let c = cal();
+        assert!(c.is_working_time(sh(2026, 3, 6, 8, 0)), "08:00 opens");
+        assert!(c.is_working_time(sh(2026, 3, 6, 11, 59)));
+        assert!(!c.is_working_time(sh(2026, 3, 6, 12, 0)), "lunch");
+        assert!(!c.is_working_time(sh(2026, 3, 6, 18, 0)), "18:00 closes");
+        assert!(!c.is_working_time(sh(2026, 3, 7, 9, 0)), "Saturday");
+        assert!(!c.is_working_time(sh(2026, 10, 2, 9, 0)), "National Day");
+        assert!(
+            c.is_working_time(sh(2026, 10, 10, 9, 0)),
+            "make-up Saturday"
+        );
+    }
+
+    #[test]
+    fn opening_hours_follow_their_days_setting() {
+        let base = china_2026();
+        let hours = |days| OpeningHours {
+            periods: vec!["08:00-20:00".into()],
+            days,
+        };
+        let every = hours(OpenDays::EveryDay).calendar(&base).unwrap();
+        let but_holidays = hours(OpenDays::EveryDayButHolidays)
+            .calendar(&base)
+            .unwrap();
+        let working = hours(OpenDays::WorkingDays).calendar(&base).unwrap();
+        let saturday_evening = sh(2026, 3, 7, 19, 30);
+        let holiday_noon = sh(2026, 10, 2, 12, 30);
+        let late = sh(2026, 3, 6, 20, 0);
+        assert!(every.is_working_time(saturday_evening) && every.is_working_time(holiday_noon));
+        assert!(but_holidays.is_working_time(saturday_evening));
+        assert!(!but_holidays.is_working_time(holiday_noon));
+        assert!(
+            !working.is_working_time(saturday_evening) && !working.is_working_time(holiday_noon)
+        );
+        assert!(
+            working.is_working_time(sh(2026, 10, 10, 12, 30)),
+            "调休 day open"
+        );
+        for c in [&every, &but_holidays, &working] {
+            assert!(!c.is_working_time(late), "20:00 closes");
+        }
+        let all_day = OpeningHours {
+            periods: vec!["00:00-24:00".into()],
+            days: OpenDays::EveryDay,
+        }
+        .calendar(&base)
+        .unwrap();
+        assert!(all_day.is_working_time(sh(2026, 10, 2, 3, 15)));
+        let bad = OpeningHours {
+            periods: vec!["20:00-08:00".into()],
+            days: OpenDays::EveryDay,
+        };
+        assert!(matches!(
+            bad.calendar(&base),
+            Err(CalendarError::BackwardsWorkPeriod { .. })
+        ));
+    }
+
+    #[test]
     fn defaults() {
         let c = WorkCalendar::from_config(&CalendarConfig::default()).unwrap();
         assert_eq!(c.minutes_per_day(), 480);
