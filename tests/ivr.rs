@@ -24,7 +24,7 @@ async fn caller_checks_ticket_status_by_dtmf() {
     let hotline = Hotline::start(|sip| sip.tone_prompts = true);
     let agent = hotline.agent().await;
     let ticket = agent
-        .post(
+        .post_ok(
             "/api/v1/tickets",
             json!({"content": "幸福路污水井盖丢失", "category": "C0102",
                    "reporter": {"phone": "13700001111"}}),
@@ -32,7 +32,7 @@ async fn caller_checks_ticket_status_by_dtmf() {
         .await;
     let number = ticket["number"].as_str().unwrap().to_owned();
     let filed = agent
-        .post(
+        .post_ok(
             &format!("/api/v1/tickets/{number}/transitions"),
             json!({"action": "file"}),
         )
@@ -272,7 +272,7 @@ async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
     let id = task["id"].as_i64().unwrap();
     // No answer keeps it open; reached closes it; a closed task takes no more attempts.
     let after = agent
-        .post(
+        .post_ok(
             &format!("/api/v1/callbacks/{id}/attempts"),
             json!({"outcome": "no_answer"}),
         )
@@ -280,7 +280,7 @@ async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
     assert_eq!(after["attempts"], 1);
     assert!(after["closed_at"].is_null(), "{after}");
     let after = agent
-        .post(
+        .post_ok(
             &format!("/api/v1/callbacks/{id}/attempts"),
             json!({"outcome": "reached", "note": "已记录井盖位置"}),
         )
@@ -290,7 +290,7 @@ async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
     assert_eq!(after["last_agent"], "agent");
     assert!(after["closed_at"].is_string(), "{after}");
     let (status, problem) = agent
-        .post_raw(
+        .post(
             &format!("/api/v1/callbacks/{id}/attempts"),
             json!({"outcome": "busy"}),
         )
@@ -359,7 +359,7 @@ async fn queued_caller_is_answered_by_an_agent_desk_phone() {
         .spawn();
     let agent = hotline.agent().await;
     let (status, view) = agent
-        .post_raw(
+        .post(
             "/api/v1/agents/me/state",
             json!({"state": "ready", "contact": format!("sip:agent@127.0.0.1:{port}"), "languages": ["zh"]}),
         )
@@ -442,11 +442,11 @@ async fn queued_caller_is_answered_by_an_agent_desk_phone() {
     assert_eq!(agent.get_ok("/api/v1/callbacks").await, json!([]));
     // The agent goes on break: the desk says so.
     let (_, view) = agent
-        .post_raw("/api/v1/agents/me/state", json!({"state": "break"}))
+        .post("/api/v1/agents/me/state", json!({"state": "break"}))
         .await;
     assert_eq!(view["agents"][0]["state"], "break", "{view}");
     let (status, problem) = agent
-        .post_raw(
+        .post(
             "/api/v1/agents/me/state",
             json!({"state": "ready", "contact": "http://x"}),
         )
@@ -525,24 +525,10 @@ fn message_audio(path: &std::path::Path) -> (f64, f64) {
 
 impl Api {
     /// POST JSON; must succeed.
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, value) = self.post_raw(path, body).await;
+    async fn post_ok(&self, path: &str, body: Value) -> Value {
+        let (status, value) = self.post(path, body).await;
         assert!(status.is_success(), "POST {path}: {status} {value}");
         value
-    }
-
-    /// POST JSON; status and body.
-    async fn post_raw(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
     }
 
     /// GET; must succeed.

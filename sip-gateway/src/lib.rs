@@ -1,6 +1,8 @@
 //! The SIP/RTP edge of hotline: answers 12319/12345 calls from carrier trunks, SBCs and desk
-//! phones, plays prompts, recognises DTMF, records every answered call as a stereo WAV and
-//! reports each call's life as [`events::CallEvent`]s.
+//! phones, runs each call through its hotline's IVR flow and the call queues (the decisions are
+//! the `ivr` crate's; this crate carries them out: prompts, DTMF, messages, look-ups, REFER
+//! transfers, ringing agents' phones and bridging them), records every answered call as a
+//! stereo WAV and reports each call's life as [`events::CallEvent`]s.
 //!
 //! Signalling rides on `rsipstack` (transports, transactions, dialogs); what we decide is in
 //! sans-IO modules that take bytes and time and return decisions: [`guard`] (malformed
@@ -44,4 +46,4 @@ pub use config::{GatewayConfig, Settings};
 pub use events::{CallEvent, CallStart, EndedBy, Message};
 pub use queues::{Queues, Snapshot};
 pub use server::{Gateway, GatewayOptions, IvrOptions, StartError};
-pub use services::{CallServices, NoTickets};
+pub use services::CallServices;

@@ -12,14 +12,3 @@ pub trait CallServices: Send + Sync {
     /// to find out (the database is down); the caller is told the number was not found.
     async fn ticket_status(&self, number: &str) -> Result<Option<String>, String>;
 }
-
-/// Services for a gateway that has no ticket store (tests of the SIP edge alone): every
-/// number is unknown.
-pub struct NoTickets;
-
-#[async_trait]
-impl CallServices for NoTickets {
-    async fn ticket_status(&self, _number: &str) -> Result<Option<String>, String> {
-        Ok(None)
-    }
-}

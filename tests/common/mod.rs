@@ -43,6 +43,24 @@ impl Api {
         req.send().await.unwrap()
     }
 
+    /// POST JSON; the status and the body, which for a client error must be a problem document.
+    #[allow(dead_code)] // not every test binary posts
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        if status.is_client_error() {
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+        }
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// GET as JSON; a client or server error must be a problem document.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let res = self.fetch(path, &[]).await;

@@ -368,7 +368,7 @@ impl Hotline {
             End::HotlineHangsUp { within_ms } => {
                 HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
             }
-            End::Referred => REFERRED.to_owned(),
+            End::Referred => format!("{REFER_ACCEPTED}{}", HOTLINE_BYE.replace("TIMEOUT", "5000")),
         };
         let xml = template
             .replace("  <!-- STEPS -->\n", &xml)
@@ -1174,7 +1174,9 @@ const HOTLINE_BYE: &str = r#"  <recv request="BYE" timeout="TIMEOUT"/>
   </send>
 "#;
 
-const REFERRED: &str = r#"  <recv request="REFER" timeout="15000"/>
+/// The caller side of a transfer up to the report that the new call was answered; the
+/// hotline's BYE follows.
+const REFER_ACCEPTED: &str = r#"  <recv request="REFER" timeout="15000"/>
   <send>
     <![CDATA[
       SIP/2.0 202 Accepted
@@ -1206,17 +1208,4 @@ const REFERRED: &str = r#"  <recv request="REFER" timeout="15000"/>
     ]]>
   </send>
   <recv response="200"/>
-  <recv request="BYE" timeout="5000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
 "#;
