@@ -454,6 +454,91 @@ async fn queued_caller_is_answered_by_an_agent_desk_phone() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_agent_phone_is_cancelled_and_the_next_agent_rung() {
+    let queues = queue(20, "callback").replace("ring_timeout_secs = 15", "ring_timeout_secs = 2");
+    let hotline = Hotline::start(|sip| {
+        sip.tone_prompts = true;
+        sip.queues = Some(queues);
+    });
+    let ip = "127.0.0.1".parse().unwrap();
+    let (away_port, desk_port) = (free_udp_port(ip), free_udp_port(ip));
+    let away = hotline
+        .sipp("agent_phone_unanswered")
+        .on_port(away_port)
+        .spawn();
+    let desk = hotline
+        .sipp("agent_phone")
+        .on_port(desk_port)
+        .arg("-rtp_echo")
+        .spawn();
+    // The agent away from the desk logged in first: longest idle, rung first.
+    let away_agent = hotline.agent().await;
+    away_agent
+        .post_ok(
+            "/api/v1/agents/me/state",
+            json!({"state": "ready", "contact": format!("sip:agent@127.0.0.1:{away_port}")}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let supervisor = hotline.supervisor().await;
+    supervisor
+        .post_ok(
+            "/api/v1/agents/me/state",
+            json!({"state": "ready", "contact": format!("sip:duty@127.0.0.1:{desk_port}")}),
+        )
+        .await;
+
+    let steps = [
+        Step::Pause(700),
+        Step::Key('1'),
+        Step::Pause(500),
+        Step::Key('1'),
+        Step::Pause(4000), // 2 s ringing the first phone, then the second answers in 300 ms
+        Step::Speak,
+        Step::Pause(1500),
+    ];
+    let run = hotline.ivr_call(&steps, End::CallerHangsUp).run().await;
+    run.assert_success();
+    let away = away.finish().await;
+    away.assert_success();
+    assert!(
+        away.received_request("CANCEL").is_some(),
+        "the first phone was cancelled"
+    );
+    let desk = desk.finish().await;
+    desk.assert_success();
+    assert!(desk.received_request("BYE").is_some());
+
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let view = supervisor.get_ok("/api/v1/queues").await;
+        let agent = |name: &str| {
+            view["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["agent"] == name)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let (a, s) = (agent("agent"), agent("supervisor"));
+        if s["handled"] == 1 {
+            assert_eq!(
+                (a["offered"].clone(), a["missed"].clone()),
+                (json!(1), json!(1)),
+                "{view}"
+            );
+            assert_eq!(a["answered"], 0);
+            assert_eq!(s["answered"], 1);
+            assert_eq!(view["queues"][0]["answered"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// A queues file with one queue, `12319-intake`, that overflows to `overflow` after `max_wait`
