@@ -146,6 +146,46 @@ async fn caller_with_a_gas_leak_is_transferred_to_the_utility() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_whose_transfer_is_refused_is_not_dropped() {
+    let hotline = Hotline::start(|sip| {
+        sip.tone_prompts = true;
+        sip.queues = Some(queue(2, "callback"));
+    });
+    let steps = [
+        Step::Pause(700),
+        Step::Key('1'),
+        Step::Pause(500),
+        Step::Key('4'),
+    ];
+    let run = hotline
+        .ivr_call(&steps, End::ReferRefused { within_ms: 15_000 })
+        .run()
+        .await;
+    run.assert_success();
+    let api = hotline.supervisor().await;
+    let call = api.ended_call(&run.call_id()).await;
+    let heard = ToneMap::shipped().heard(&api.recording(&call).await.hotline, 3);
+    // The flow's `failed` node queues the caller for an agent; with none free for 2 s, the
+    // queue takes their number.
+    let transfer = heard
+        .iter()
+        .position(|p| p == "transfer")
+        .expect("transfer prompt");
+    let hold = heard
+        .iter()
+        .position(|p| p == "hold_music")
+        .expect("then the queue");
+    assert!(transfer < hold, "{heard:?}");
+    assert_contains_run(
+        &heard,
+        &["callback_recorded".to_owned(), "goodbye".to_owned()],
+        "the hotline channel",
+    );
+    let tasks = hotline.agent().await.get_ok("/api/v1/callbacks").await;
+    assert_eq!(tasks[0]["call_id"], run.call_id(), "{tasks}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_hours_caller_leaves_a_message_that_becomes_a_ticket() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;

@@ -252,6 +252,10 @@ pub(crate) async fn run(setup: CallSetup) {
                 }
                 Err(why) => {
                     warn!(%call_id, %number, why, "transfer refused");
+                    if let Some(f) = flow.as_mut() {
+                        next = f.transfer_failed();
+                        continue;
+                    }
                     ctl.hang_up(480, "transfer failed").await;
                     break End::new(
                         EndedBy::Hotline,
@@ -314,6 +318,11 @@ pub(crate) async fn run(setup: CallSetup) {
                             ctl.hang_up(200, "transferred").await;
                             break End::new(EndedBy::Hotline, 200, format!("transferred to {number}"));
                         }
+                        warn!(%call_id, %number, code, "the transferred call failed");
+                        if let Some(f) = flow.as_mut() {
+                            next = f.transfer_failed();
+                            continue;
+                        }
                         ctl.hang_up(480, "transfer failed").await;
                         break End::new(EndedBy::Hotline, 480, format!("transfer to {number} failed with {code}"));
                     }
@@ -333,6 +342,11 @@ pub(crate) async fn run(setup: CallSetup) {
             }
             () = transfer_sleep => {
                 let number = transfer.take().map(|t| t.number).unwrap_or_default();
+                warn!(%call_id, %number, "no outcome of the transfer");
+                if let Some(f) = flow.as_mut() {
+                    next = f.transfer_failed();
+                    continue;
+                }
                 ctl.hang_up(408, "transfer timed out").await;
                 break End::new(EndedBy::Hotline, 408, format!("transfer to {number}: no result"));
             }

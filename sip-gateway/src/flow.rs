@@ -186,6 +186,11 @@ impl CallFlow {
         }
     }
 
+    /// The trunk refused the transfer the flow asked for, or the new call failed.
+    pub fn transfer_failed(&mut self) -> Next {
+        self.feed(Event::TransferFailed)
+    }
+
     /// A DTMF key.
     pub fn on_digit(&mut self, digit: char) -> Next {
         self.feed(Event::Digit(digit))

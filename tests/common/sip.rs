@@ -369,6 +369,10 @@ impl Hotline {
                 HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
             }
             End::Referred => format!("{REFER_ACCEPTED}{}", HOTLINE_BYE.replace("TIMEOUT", "5000")),
+            End::ReferRefused { within_ms } => format!(
+                "{REFER_REFUSED}{}",
+                HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
+            ),
         };
         let xml = template
             .replace("  <!-- STEPS -->\n", &xml)
@@ -1141,6 +1145,12 @@ pub enum End {
     /// REFER with 202, reports the new call answered (NOTIFY, `SIP/2.0 200 OK`), and the
     /// hotline must then hang up.
     Referred,
+    /// The caller's side refuses the REFER (603); the hotline must carry on with the caller and
+    /// hang up within this many milliseconds.
+    ReferRefused {
+        /// Longest wait for the hotline's BYE.
+        within_ms: u64,
+    },
 }
 
 const CALLER_BYE: &str = r#"  <send retrans="500">
@@ -1208,4 +1218,20 @@ const REFER_ACCEPTED: &str = r#"  <recv request="REFER" timeout="15000"/>
     ]]>
   </send>
   <recv response="200"/>
+"#;
+
+/// The caller side refusing a transfer.
+const REFER_REFUSED: &str = r#"  <recv request="REFER" timeout="15000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 603 Decline
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
 "#;

@@ -251,6 +251,8 @@ enum RawNode {
         number: String,
         #[serde(default)]
         prompts: Vec<String>,
+        #[serde(default)]
+        failed: Option<String>,
     },
     Hangup {
         #[serde(default)]
@@ -329,6 +331,7 @@ pub(crate) enum Node {
     Transfer {
         number: String,
         prompts: Vec<String>,
+        failed: Option<usize>,
     },
     Hangup {
         prompts: Vec<String>,
@@ -373,7 +376,8 @@ impl Node {
                 e.extend(overflow.values().map(|&t| (t, true)));
                 e
             }
-            Node::Transfer { .. } | Node::Hangup { .. } => vec![],
+            Node::Transfer { failed, .. } => failed.map(|f| (f, true)).into_iter().collect(),
+            Node::Hangup { .. } => vec![],
         }
     }
 }
@@ -676,7 +680,11 @@ impl Flow {
                         overflow: ov,
                     }
                 }
-                RawNode::Transfer { number, prompts: p } => {
+                RawNode::Transfer {
+                    number,
+                    prompts: p,
+                    failed,
+                } => {
                     let digits = number.strip_prefix('+').unwrap_or(&number);
                     if digits.is_empty()
                         || digits.len() > 32
@@ -687,6 +695,7 @@ impl Flow {
                     Node::Transfer {
                         number,
                         prompts: prompts("prompts", p, false)?,
+                        failed: failed.map(|f| target("failed", &f)).transpose()?,
                     }
                 }
                 RawNode::Hangup { prompts: p } => Node::Hangup {

@@ -42,7 +42,8 @@
 //! - `queue`: [`Action::Enqueue`]; the ACD owns the call until its [`QueueOutcome`]: answered
 //!   ends the flow; overflow goes to the named node if listed in `overflow`; `voicemail` and
 //!   `callback` go to those nodes; anything else to `fallback`.
-//! - `transfer`: optional `prompts`, then [`Action::Transfer`] to `number`.
+//! - `transfer`: optional `prompts`, then [`Action::Transfer`] to `number`; should the trunk
+//!   refuse or the new call fail ([`Event::TransferFailed`]), `failed` (else hang up).
 //! - `hangup`: optional `prompts` (goodbye), then [`Action::Hangup`].
 //!
 //! The gateway's side of the contract: one `PromptFinished` per `Play` that ran to its end (none

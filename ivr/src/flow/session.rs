@@ -75,6 +75,9 @@ pub enum Event {
     },
     /// The answer of the ACD to [`Action::Enqueue`].
     QueueOutcome(QueueOutcome),
+    /// The trunk refused the [`Action::Transfer`] or the new call failed: the flow goes on at
+    /// the transfer node's `failed` node (or hangs up without one).
+    TransferFailed,
     /// The caller hung up.
     CallerHungUp,
 }
@@ -132,7 +135,7 @@ pub enum Outcome {
     HungUp,
     /// The caller hung up.
     CallerHungUp,
-    /// The call was transferred out.
+    /// The call was handed to the trunk to transfer (see [`Event::TransferFailed`]).
     Transferred,
     /// An agent answered the queued call.
     Answered,
@@ -164,6 +167,10 @@ enum State {
         keyed: String,
     },
     Queued,
+    /// Handed to the trunk; `failed` is where to go should it fail.
+    Transferring {
+        failed: Option<usize>,
+    },
     Finished(Outcome),
 }
 
@@ -235,11 +242,13 @@ impl Session {
     pub fn outcome(&self) -> Option<Outcome> {
         match self.state {
             State::Finished(o) => Some(o),
+            State::Transferring { .. } => Some(Outcome::Transferred),
             _ => None,
         }
     }
 
-    /// Whether the session is over: it returns no more actions.
+    /// Whether the session is over: it returns no more actions (but for
+    /// [`Event::TransferFailed`] after a transfer).
     pub fn is_finished(&self) -> bool {
         self.outcome().is_some()
     }
@@ -294,6 +303,17 @@ impl Session {
             Event::QueueOutcome(outcome) => {
                 if matches!(self.state, State::Queued) {
                     self.queue_outcome(now, outcome, &mut out);
+                }
+            }
+            Event::TransferFailed => {
+                if let State::Transferring { failed } = self.state {
+                    match failed {
+                        Some(node) => self.enter(now, node, &mut out),
+                        None => {
+                            out.push(Action::Hangup);
+                            self.state = State::Finished(Outcome::HungUp);
+                        }
+                    }
                 }
             }
         }
@@ -366,7 +386,9 @@ impl Session {
                     });
                     self.state = State::Queued;
                 }
-                Node::Transfer { number, prompts } => {
+                Node::Transfer {
+                    number, prompts, ..
+                } => {
                     self.play_then(prompts, After::Transfer(number.clone()), out);
                 }
                 Node::Hangup { prompts } => self.play_then(prompts, After::Hangup, out),
@@ -390,7 +412,11 @@ impl Session {
         match after {
             After::Transfer(number) => {
                 out.push(Action::Transfer { number });
-                self.state = State::Finished(Outcome::Transferred);
+                let failed = match self.flow.node(self.node) {
+                    Some(Node::Transfer { failed, .. }) => *failed,
+                    _ => None,
+                };
+                self.state = State::Transferring { failed };
             }
             _ => {
                 out.push(Action::Hangup);

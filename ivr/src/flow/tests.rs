@@ -435,6 +435,50 @@ fn menu_timeouts_retry_with_the_no_input_prompt_then_fall_back() {
 }
 
 #[test]
+fn a_refused_transfer_continues_at_the_failed_node_or_hangs_up() {
+    let text = MENU.replace(
+        "prompts = [\"transfer\"]\n",
+        "prompts = [\"transfer\"]\nfailed = \"sorry\"\n[nodes.sorry]\nkind = \"play\"\nprompts = [\"sorry\"]\nnext = \"bye\"\n",
+    );
+    let mut call = Call::new(&flow(&text), open());
+    call.finish_prompt();
+    call.wait_for_timer();
+    call.finish_prompt();
+    call.wait_for_timer();
+    call.finish_prompt();
+    call.wait_for_timer();
+    assert!(matches!(
+        call.finish_prompt()[..],
+        [Action::Transfer { .. }]
+    ));
+    assert_eq!(call.session.outcome(), Some(Outcome::Transferred));
+    assert_eq!(
+        call.press("1"),
+        [],
+        "keys do nothing while the trunk transfers"
+    );
+    let a = call.send(Event::TransferFailed);
+    assert_eq!(heard(&a), ["zh/sorry"]);
+    assert_eq!(call.session.outcome(), None, "the flow goes on");
+    assert_eq!(call.finish_prompt(), [Action::Hangup]);
+    assert_eq!(
+        call.send(Event::TransferFailed),
+        [],
+        "only after a transfer"
+    );
+
+    // Without `failed`, a failed transfer ends the call.
+    let mut call = Call::new(&flow(MENU), open());
+    for _ in 0..3 {
+        call.finish_prompt();
+        call.wait_for_timer();
+    }
+    call.finish_prompt();
+    assert_eq!(call.send(Event::TransferFailed), [Action::Hangup]);
+    assert_eq!(call.session.outcome(), Some(Outcome::HungUp));
+}
+
+#[test]
 fn invalid_keys_and_timeouts_count_together() {
     let mut call = Call::new(&flow(MENU), open());
     call.finish_prompt();
