@@ -365,14 +365,11 @@ impl Hotline {
         }
         let end = match end {
             End::CallerHangsUp => CALLER_BYE.to_owned(),
-            End::HotlineHangsUp { within_ms } => {
-                HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
+            End::HotlineHangsUp { within_ms } => hotline_bye(within_ms),
+            End::Referred => format!("{}{}", refer_accepted(), hotline_bye(5000)),
+            End::ReferRefused { within_ms } => {
+                format!("{}{}", refer_refused(), hotline_bye(within_ms))
             }
-            End::Referred => format!("{REFER_ACCEPTED}{}", HOTLINE_BYE.replace("TIMEOUT", "5000")),
-            End::ReferRefused { within_ms } => format!(
-                "{REFER_REFUSED}{}",
-                HOTLINE_BYE.replace("TIMEOUT", &within_ms.to_string())
-            ),
         };
         let xml = template
             .replace("  <!-- STEPS -->\n", &xml)
@@ -1169,37 +1166,37 @@ const CALLER_BYE: &str = r#"  <send retrans="500">
   <recv response="200" crlf="true"/>
 "#;
 
-const HOTLINE_BYE: &str = r#"  <recv request="BYE" timeout="TIMEOUT"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
+/// The hotline's BYE, expected within `within_ms`, answered 200.
+fn hotline_bye(within_ms: u64) -> String {
+    format!(
+        "  <recv request=\"BYE\" timeout=\"{within_ms}\"/>\n{}",
+        reply("200 OK")
+    )
+}
 
-    ]]>
-  </send>
-"#;
+/// A REFER from the hotline, expected within 15 s.
+const RECV_REFER: &str = "  <recv request=\"REFER\" timeout=\"15000\"/>\n";
 
-/// The caller side of a transfer up to the report that the new call was answered; the
-/// hotline's BYE follows.
-const REFER_ACCEPTED: &str = r#"  <recv request="REFER" timeout="15000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 202 Accepted
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
+/// The caller side accepting a transfer (202) and reporting the new call answered (NOTIFY
+/// with `SIP/2.0 200 OK`); the hotline's BYE follows.
+fn refer_accepted() -> String {
+    format!("{RECV_REFER}{}{NOTIFY_ANSWERED}", reply("202 Accepted"))
+}
 
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
+/// The caller side refusing a transfer.
+fn refer_refused() -> String {
+    format!("{RECV_REFER}{}", reply("603 Decline"))
+}
+
+/// A response to the request SIPp received last, without a body.
+fn reply(status: &str) -> String {
+    format!(
+        "  <send>\n    <![CDATA[\n      SIP/2.0 {status}\n      [last_Via:]\n      [last_From:]\n      \
+         [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n  </send>\n"
+    )
+}
+
+const NOTIFY_ANSWERED: &str = r#"  <pause milliseconds="300"/>
   <send retrans="500">
     <![CDATA[
       NOTIFY [next_url] SIP/2.0
@@ -1218,20 +1215,4 @@ const REFER_ACCEPTED: &str = r#"  <recv request="REFER" timeout="15000"/>
     ]]>
   </send>
   <recv response="200"/>
-"#;
-
-/// The caller side refusing a transfer.
-const REFER_REFUSED: &str = r#"  <recv request="REFER" timeout="15000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 603 Decline
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
 "#;
