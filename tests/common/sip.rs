@@ -494,16 +494,22 @@ impl Sipp {
         let ip: IpAddr = self.ip.parse().unwrap();
         let messages = self.dir.join(format!("sipp-{}.msgs.log", self.name));
         let errors = self.dir.join(format!("sipp-{}.errs.log", self.name));
+        let sip_port = self.port.unwrap_or_else(|| free_udp_port(ip));
+        // SIPp binds its SIP port before its media ports (audio, RTCP, video, video RTCP): a
+        // media range found free must not contain the SIP port it is about to take.
+        let media_port = loop {
+            let p = free_media_ports(ip);
+            if !(p..p + 4).contains(&sip_port) {
+                break p;
+            }
+        };
         let mut cmd = tokio::process::Command::new("sipp");
         cmd.current_dir(&self.dir)
             .args(["-sf", &self.scenario, "-s", &self.number])
             .arg(self.target.to_string())
             .args(["-i", &self.ip])
-            .args([
-                "-p",
-                &self.port.unwrap_or_else(|| free_udp_port(ip)).to_string(),
-            ])
-            .args(["-mp", &free_media_ports(ip).to_string()])
+            .args(["-p", &sip_port.to_string()])
+            .args(["-mp", &media_port.to_string()])
             .args(["-m", "1", "-d", &self.pause_ms.to_string()])
             .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
             .args(["-trace_err", "-error_file"])
