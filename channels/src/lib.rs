@@ -1,2 +1,8 @@
-//! Intake adapters (issue 6): WeChat official account, citizen app API, web form. Each turns a
-//! citizen's submission into the one `ticketing` intake; none writes ticket rows itself. Not built yet.
+//! Intake channels: the WeChat official account (公众号), the citizen app and the web form. Each
+//! turns a citizen's submission into the one `ticketing` intake; none writes ticket rows itself.
+//!
+//! The protocol cores here are sans-IO: [`wechat::crypto`] (signatures and 安全模式 AES),
+//! [`wechat::xml`] (the message format), [`photo`] (content checks, EXIF location, stripping).
+
+pub mod photo;
+pub mod wechat;

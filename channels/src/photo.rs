@@ -1,0 +1,1 @@
+//! Photo uploads: checked by content, EXIF location read, metadata stripped (being built).
