@@ -28,6 +28,6 @@ pub mod testing;
 pub use audit::AuditEntry;
 pub use calls::{Call, CallEnd, CallFilter, EndedBy, NewCall};
 pub use model::{Channel, NewTicket, Priority, Ticket, TicketNumber};
-pub use service::{Error, Hotline, Tickets};
+pub use service::{Error, Hotline, Intake, Supplementing, Tickets};
 pub use store::Store;
 pub use workflow::{Action, ActionKind, Actor, AuditEvent, Role, Status};

@@ -12,7 +12,9 @@ use crate::category::Catalogue;
 use crate::department::Directory;
 use crate::model::{Channel, NewTicket, Ticket, TicketNumber};
 use crate::sla::Sla;
-use crate::store::{Page, Store, StoreError, TicketFilter, TicketSummary};
+use crate::store::{
+    Inserted, Page, Store, StoreError, Supplement, Supplemented, TicketFilter, TicketSummary,
+};
 use crate::workflow::{self, Action, Actor, AuditEvent, Role, WorkState, WorkflowError};
 
 /// A hotline the centre runs (12319, 12345), from `[[hotline]]` in `config/hotline.toml`.
@@ -147,6 +149,19 @@ impl Tickets {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Ticket, Error> {
+        Ok(self.intake_once(new, None, actor, now).await?.ticket)
+    }
+
+    /// [`Tickets::intake`] for a channel that retries: a submission carrying a `key` already used
+    /// (a WeChat MsgId, an app's `Idempotency-Key`) makes nothing new and returns the ticket the
+    /// first one made, with `replayed` set. Keys are namespaced by the channel (`wechat:msg:…`).
+    pub async fn intake_once(
+        &self,
+        new: NewTicket,
+        key: Option<&str>,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Intake, Error> {
         if !actor.role.may_create_tickets() {
             return Err(Error::Forbidden(format!(
                 "a user with role {} may not open tickets",
@@ -168,12 +183,89 @@ impl Tickets {
         let data = serde_json::json!({ "channel": channel, "hotline": hotline });
         let event = AuditEvent::created(actor, now, data);
         let day = self.sla.calendar().local_date(now);
-        let ticket = self
+        let inserted = self
             .store
-            .insert_ticket(&new, &hotline, channel, day, &state, &event)
+            .insert_ticket(&new, &hotline, channel, day, &state, &event, key)
             .await?;
-        tracing::info!(ticket = %ticket.number, channel = channel.as_str(), "ticket received");
-        Ok(present(ticket, actor))
+        match inserted {
+            Inserted::New(ticket) => {
+                tracing::info!(ticket = %ticket.number, channel = channel.as_str(), "ticket received");
+                Ok(Intake {
+                    ticket: present(*ticket, actor),
+                    replayed: false,
+                })
+            }
+            Inserted::Existing(number) => {
+                tracing::info!(ticket = %number, channel = channel.as_str(), "retried submission: ticket already made");
+                Ok(Intake {
+                    ticket: self.get(number.as_str(), actor).await?,
+                    replayed: true,
+                })
+            }
+        }
+    }
+
+    /// 补充: adds a citizen's further words, photos or place to their open report, audited; a
+    /// `key` already used makes this a replay that changes nothing. A closed or rejected ticket
+    /// is refused (the citizen should open a new report).
+    pub async fn supplement(
+        &self,
+        number: &str,
+        add: Supplement,
+        key: Option<&str>,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Supplementing, Error> {
+        let mut add = add;
+        if let Some(text) = &mut add.content {
+            *text = text.trim().to_owned();
+            if text.chars().count() > MAX_CONTENT_CHARS {
+                return Err(Error::invalid(
+                    "content",
+                    format!("at most {MAX_CONTENT_CHARS} characters"),
+                ));
+            }
+        }
+        let probe = NewTicket {
+            content: "-".into(),
+            location: add.location.clone(),
+            attachments: add.attachments.clone(),
+            ..NewTicket::default()
+        };
+        self.validate(probe)?;
+        let parsed = TicketNumber::parse(number).map_err(|_| Error::NotFound(number.to_owned()))?;
+        let data = serde_json::json!({
+            "content": add.content,
+            "location": add.location,
+            "attachments": add.attachments,
+        });
+        let note = add.content.clone().filter(|t| !t.is_empty());
+        let done = self
+            .store
+            .supplement_ticket(&parsed, &add, key, |ticket| {
+                let added = add.content.as_deref().map_or(0, |t| t.chars().count());
+                if added > 0 && ticket.content.chars().count() + added > 2 * MAX_CONTENT_CHARS {
+                    return Err(Error::invalid(
+                        "content",
+                        "the report is as long as it may be; open a new one",
+                    ));
+                }
+                Ok(workflow::supplement(&ticket.work, actor, now, note, data)?)
+            })
+            .await?;
+        match done.ok_or_else(|| Error::NotFound(number.to_owned()))? {
+            Supplemented::Done(ticket) => {
+                tracing::info!(ticket = %ticket.number, "report supplemented");
+                Ok(Supplementing {
+                    ticket: present(*ticket, actor),
+                    replayed: false,
+                })
+            }
+            Supplemented::Replayed(owner) => Ok(Supplementing {
+                ticket: self.get(owner.as_str(), actor).await?,
+                replayed: true,
+            }),
+        }
     }
 
     fn validate(&self, mut new: NewTicket) -> Result<NewTicket, Error> {
@@ -319,6 +411,24 @@ impl Tickets {
         tracing::info!(ticket = %ticket.number, action = event.action.as_str(), to = event.to.as_str(), "ticket changed");
         Ok((present(ticket, actor), event))
     }
+}
+
+/// What [`Tickets::intake_once`] did.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// The ticket, new or the one a retried submission made before.
+    pub ticket: Ticket,
+    /// The submission's key had been used: nothing new was stored.
+    pub replayed: bool,
+}
+
+/// What [`Tickets::supplement`] did.
+#[derive(Debug, Clone)]
+pub struct Supplementing {
+    /// The ticket as it is now.
+    pub ticket: Ticket,
+    /// The key had been used: nothing new was stored.
+    pub replayed: bool,
 }
 
 fn visible(ticket: &Ticket, viewer: &Actor) -> bool {

@@ -10,6 +10,7 @@
 mod audit;
 mod callbacks;
 mod calls;
+mod threads;
 mod tickets;
 mod users;
 
@@ -22,7 +23,9 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use utoipa::ToSchema;
 
 pub use callbacks::AttemptError;
-pub use tickets::{TicketFilter, TicketSummary};
+pub use threads::Thread;
+pub use tickets::{Supplement, TicketFilter, TicketSummary};
+pub(crate) use tickets::{Inserted, Supplemented};
 pub use users::{NewUser, Session, User};
 
 /// Which database a [`Store`] talks to; the few statements that differ pick their dialect by it.

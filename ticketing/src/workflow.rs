@@ -309,6 +309,8 @@ pub enum ActionKind {
     Callback,
     /// 结案.
     Close,
+    /// 补充: the citizen added words, photos or a place to an open report (no status change).
+    Supplement,
 }
 
 impl ActionKind {
@@ -346,6 +348,7 @@ impl ActionKind {
             ActionKind::Escalate => "escalate",
             ActionKind::Callback => "callback",
             ActionKind::Close => "close",
+            ActionKind::Supplement => "supplement",
         }
     }
 
@@ -366,6 +369,7 @@ impl ActionKind {
             ActionKind::Escalate => "督办",
             ActionKind::Callback => "回访",
             ActionKind::Close => "结案",
+            ActionKind::Supplement => "补充",
         }
     }
 
@@ -374,7 +378,7 @@ impl ActionKind {
         use ActionKind as A;
         use Role as R;
         match self {
-            A::Create | A::File | A::Reject | A::AnswerOnSpot | A::Dispatch => {
+            A::Create | A::Supplement | A::File | A::Reject | A::AnswerOnSpot | A::Dispatch => {
                 matches!(role, R::Agent | R::Dispatcher | R::Supervisor)
             }
             A::Accept | A::Return | A::Complete | A::RequestExtension => role == R::Department,
@@ -390,6 +394,7 @@ impl ActionKind {
         use Status as S;
         match self {
             A::Create => false,
+            A::Supplement => status.is_open(),
             A::File | A::Reject | A::AnswerOnSpot => status == S::Received,
             A::Dispatch => matches!(status, S::Filed | S::Returned),
             A::Accept => status == S::Dispatched,
@@ -412,7 +417,8 @@ impl fmt::Display for ActionKind {
 impl FromStr for ActionKind {
     type Err = UnknownCode;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        std::iter::once(ActionKind::Create)
+        [ActionKind::Create, ActionKind::Supplement]
+            .into_iter()
             .chain(ActionKind::TRANSITIONS)
             .find(|x| x.as_str() == s)
             .ok_or_else(|| UnknownCode::new("action", s))
@@ -746,6 +752,29 @@ fn precheck(state: &WorkState, actor: &Actor, kind: ActionKind) -> Result<(), Wo
         });
     }
     Ok(())
+}
+
+/// 补充: the audit event for a citizen adding to an open report (words, photos, a place). The
+/// status does not change; a closed or rejected ticket is refused.
+pub fn supplement(
+    state: &WorkState,
+    actor: &Actor,
+    now: Timestamp,
+    note: Option<String>,
+    data: serde_json::Value,
+) -> Result<AuditEvent, WorkflowError> {
+    precheck(state, actor, ActionKind::Supplement)?;
+    Ok(AuditEvent {
+        at: now,
+        actor_id: actor.id,
+        actor_name: actor.name.clone(),
+        role: actor.role,
+        action: ActionKind::Supplement,
+        from: Some(state.status),
+        to: state.status,
+        note,
+        data,
+    })
 }
 
 /// The one function every state change goes through: checks role, department and status, applies

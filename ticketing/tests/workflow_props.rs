@@ -135,6 +135,7 @@ fn spec_roles(kind: ActionKind) -> &'static [Role] {
         K::Escalate => &[R::Dispatcher, R::Supervisor],
         K::Callback => &[R::Agent, R::Supervisor],
         K::Create => &[],
+        K::Supplement => &[R::Agent, R::Dispatcher, R::Supervisor],
     }
 }
 
@@ -401,7 +402,7 @@ fn realise(step: &Step, state: &WorkState, prev_now: Timestamp) -> (Actor, Actio
         ActionKind::Close => Action::Close {
             note: opt_text(step.text_pick),
         },
-        ActionKind::Create => unreachable!(),
+        ActionKind::Create | ActionKind::Supplement => unreachable!(),
     };
     (actor, action, now)
 }

@@ -80,7 +80,10 @@ const TICKET_COLUMNS: &str = "t.id, t.number, t.hotline, t.channel, t.status, t.
 
 impl Store {
     /// Writes a new ticket, its first audit event and its number (the next of the local day for
-    /// the hotline) in one transaction. The caller has validated `new`.
+    /// the hotline) in one transaction. The caller has validated `new`. With an idempotency
+    /// `key` already used by an earlier submission nothing is written and that ticket's number
+    /// comes back instead; the key is stored in the same transaction as the ticket.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn insert_ticket(
         &self,
         new: &NewTicket,
@@ -89,11 +92,58 @@ impl Store {
         day: jiff::civil::Date,
         state: &WorkState,
         event: &AuditEvent,
-    ) -> Result<Ticket, StoreError> {
+        key: Option<&str>,
+    ) -> Result<Inserted, StoreError> {
+        match self
+            .try_insert_ticket(new, hotline, channel, day, state, event, key)
+            .await
+        {
+            // Two requests with one key raced past the look-up (PostgreSQL): the loser reads
+            // the winner's ticket.
+            Err(StoreError::Database(e)) if key.is_some() && is_unique_violation(&e) => {
+                let key = key.unwrap_or_default();
+                match self.ticket_for_key(key).await? {
+                    Some(number) => Ok(Inserted::Existing(number)),
+                    None => Err(StoreError::Database(e)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The ticket an idempotency key was used for, if it was.
+    pub async fn ticket_for_key(&self, key: &str) -> Result<Option<TicketNumber>, StoreError> {
+        let number: Option<String> = sqlx::query_scalar(
+            "SELECT t.number FROM intake_keys k JOIN tickets t ON t.id = k.ticket_id WHERE k.key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        number
+            .map(|n| TicketNumber::parse(&n).map_err(|e| StoreError::corrupt("intake_keys", e)))
+            .transpose()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn try_insert_ticket(
+        &self,
+        new: &NewTicket,
+        hotline: &str,
+        channel: Channel,
+        day: jiff::civil::Date,
+        state: &WorkState,
+        event: &AuditEvent,
+        key: Option<&str>,
+    ) -> Result<Inserted, StoreError> {
         let now = event.at;
         let work_state =
             serde_json::to_string(state).map_err(|e| StoreError::corrupt("tickets", e))?;
         let mut w = self.write().await?;
+        if let Some(key) = key
+            && let Some(number) = key_owner(&mut w.tx, key).await?
+        {
+            return Ok(Inserted::Existing(number));
+        }
         let sequence: i64 = sqlx::query_scalar(
             "INSERT INTO ticket_sequences (hotline, day, last) VALUES ($1, $2, 1) \
              ON CONFLICT (hotline, day) DO UPDATE SET last = ticket_sequences.last + 1 \
@@ -128,22 +178,14 @@ impl Store {
         .await?;
         insert_reporter(&mut w.tx, id, &new.reporter, now).await?;
         for a in &new.attachments {
-            sqlx::query(
-                "INSERT INTO ticket_attachments (ticket_id, kind, uri, content_type, note, added_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id)
-            .bind(a.kind.as_str())
-            .bind(&a.uri)
-            .bind(a.content_type.as_deref())
-            .bind(a.note.as_deref())
-            .bind(to_millis(now))
-            .execute(&mut *w.tx)
-            .await?;
+            insert_attachment(&mut w.tx, id, a, now).await?;
         }
         insert_event(&mut w.tx, id, event).await?;
+        if let Some(key) = key {
+            insert_key(&mut w.tx, key, id, now).await?;
+        }
         w.commit().await?;
-        Ok(Ticket {
+        Ok(Inserted::New(Box::new(Ticket {
             id,
             number,
             hotline: hotline.to_owned(),
@@ -156,7 +198,93 @@ impl Store {
             merged_into: None,
             created_at: now,
             updated_at: now,
-        })
+        })))
+    }
+
+    /// 补充: adds words, attachments and missing location fields to a ticket, with the audit
+    /// event `event_for` makes from the ticket as it is, in one transaction. A `key` already used
+    /// makes this a replay and nothing is written; `Ok(None)` means there is no such ticket.
+    pub(crate) async fn supplement_ticket<E, F>(
+        &self,
+        number: &TicketNumber,
+        add: &Supplement,
+        key: Option<&str>,
+        event_for: F,
+    ) -> Result<Option<Supplemented>, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Ticket) -> Result<AuditEvent, E>,
+    {
+        let mut w = self.write().await.map_err(E::from)?;
+        if let Some(key) = key
+            && let Some(owner) = key_owner(&mut w.tx, key).await.map_err(E::from)?
+        {
+            return Ok(Some(Supplemented::Replayed(owner)));
+        }
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF t",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.number = $1{lock}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(number.as_str())
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(|e| E::from(e.into()))?;
+        let Some(row) = row else { return Ok(None) };
+        let mut ticket = load_ticket(&mut w.tx, &row).await.map_err(E::from)?;
+        let event = event_for(&ticket)?;
+        let now = event.at;
+        if let Some(text) = add
+            .content
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            ticket.content = format!("{}\n{text}", ticket.content);
+        }
+        let loc = &mut ticket.location;
+        if loc.address.is_none() {
+            loc.address.clone_from(&add.location.address);
+        }
+        if loc.lat.is_none() && loc.lon.is_none() {
+            loc.lat = add.location.lat;
+            loc.lon = add.location.lon;
+        }
+        if loc.grid_code.is_none() {
+            loc.grid_code.clone_from(&add.location.grid_code);
+        }
+        sqlx::query(
+            "UPDATE tickets SET content = $1, address = $2, lat = $3, lon = $4, grid_code = $5, \
+             updated_at = $6, version = version + 1 WHERE id = $7",
+        )
+        .bind(&ticket.content)
+        .bind(ticket.location.address.as_deref())
+        .bind(ticket.location.lat)
+        .bind(ticket.location.lon)
+        .bind(ticket.location.grid_code.as_deref())
+        .bind(to_millis(now))
+        .bind(ticket.id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| E::from(e.into()))?;
+        for a in &add.attachments {
+            insert_attachment(&mut w.tx, ticket.id, a, now)
+                .await
+                .map_err(E::from)?;
+            ticket.attachments.push(a.clone());
+        }
+        insert_event(&mut w.tx, ticket.id, &event)
+            .await
+            .map_err(E::from)?;
+        if let Some(key) = key {
+            insert_key(&mut w.tx, key, ticket.id, now)
+                .await
+                .map_err(E::from)?;
+        }
+        w.commit().await.map_err(E::from)?;
+        ticket.updated_at = now;
+        Ok(Some(Supplemented::Done(Box::new(ticket))))
     }
 
     /// The ticket with this number, with its reporters and attachments.
@@ -392,6 +520,90 @@ impl Store {
         .fetch_one(&self.pool)
         .await?)
     }
+}
+
+/// What [`Store::insert_ticket`] did.
+#[derive(Debug)]
+pub(crate) enum Inserted {
+    /// A new ticket.
+    New(Box<Ticket>),
+    /// The idempotency key had been used for this ticket; nothing was written.
+    Existing(TicketNumber),
+}
+
+/// What a citizen adds to an open report.
+#[derive(Debug, Clone, Default)]
+pub struct Supplement {
+    /// More words, appended on a new line.
+    pub content: Option<String>,
+    /// Location fields the ticket does not have yet (existing ones are kept).
+    pub location: Location,
+    /// Photos, voice notes.
+    pub attachments: Vec<Attachment>,
+}
+
+/// What [`Store::supplement_ticket`] did.
+#[derive(Debug)]
+pub(crate) enum Supplemented {
+    /// Written: the ticket as it is now.
+    Done(Box<Ticket>),
+    /// The key had been used (for this or another ticket); nothing was written.
+    Replayed(TicketNumber),
+}
+
+async fn key_owner(
+    conn: &mut sqlx::AnyConnection,
+    key: &str,
+) -> Result<Option<TicketNumber>, StoreError> {
+    let number: Option<String> = sqlx::query_scalar(
+        "SELECT t.number FROM intake_keys k JOIN tickets t ON t.id = k.ticket_id WHERE k.key = $1",
+    )
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    number
+        .map(|n| TicketNumber::parse(&n).map_err(|e| StoreError::corrupt("intake_keys", e)))
+        .transpose()
+}
+
+async fn insert_key(
+    conn: &mut sqlx::AnyConnection,
+    key: &str,
+    ticket_id: i64,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO intake_keys (key, ticket_id, created_at) VALUES ($1, $2, $3)")
+        .bind(key)
+        .bind(ticket_id)
+        .bind(to_millis(at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+async fn insert_attachment(
+    conn: &mut sqlx::AnyConnection,
+    ticket_id: i64,
+    a: &Attachment,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ticket_attachments (ticket_id, kind, uri, content_type, note, added_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(a.kind.as_str())
+    .bind(&a.uri)
+    .bind(a.content_type.as_deref())
+    .bind(a.note.as_deref())
+    .bind(to_millis(at))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_reporter(
