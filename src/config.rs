@@ -52,6 +52,9 @@ pub struct Config {
     /// Time limits.
     #[serde(default)]
     pub sla: SlaConfig,
+    /// The WeChat official account (`[wechat]`); off when absent and not set by environment.
+    #[serde(default)]
+    pub wechat: Option<channels::wechat::account::WechatConfig>,
 }
 
 /// `[http]`.
@@ -108,6 +111,75 @@ const OVERRIDES: [(&str, &str); 4] = [
     ("HOTLINE_DATA_DIR", "data_dir"),
     ("HOTLINE_DATABASE_URL", "database_url"),
 ];
+
+/// The environment variables that set the WeChat account (secrets stay out of the file).
+const WECHAT_OVERRIDES: [(&str, &str); 4] = [
+    ("HOTLINE_WECHAT_TOKEN", "wechat.token"),
+    ("HOTLINE_WECHAT_APPID", "wechat.app_id"),
+    ("HOTLINE_WECHAT_AES_KEY", "wechat.encoding_aes_key"),
+    ("HOTLINE_WECHAT_SECRET", "wechat.app_secret"),
+];
+
+/// Applies the WeChat environment variables (creating `[wechat]` when any is set) and checks the
+/// section: a Token WeChat accepts, an AppID, and an EncodingAESKey that decodes.
+fn wechat_settings(
+    config: &mut Config,
+    env: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    for (var, key) in WECHAT_OVERRIDES {
+        let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let w = config.wechat.get_or_insert_with(|| {
+            toml::from_str("token = \"\"\napp_id = \"\"").expect("the two required keys")
+        });
+        match key {
+            "wechat.token" => w.token = value,
+            "wechat.app_id" => w.app_id = value,
+            "wechat.encoding_aes_key" => w.encoding_aes_key = Some(value),
+            "wechat.app_secret" => w.app_secret = Some(value),
+            _ => unreachable!("every WeChat override key is handled"),
+        }
+    }
+    let Some(w) = &config.wechat else {
+        return Ok(());
+    };
+    let from = |key: &str| {
+        WECHAT_OVERRIDES
+            .iter()
+            .find(|(_, k)| *k == key)
+            .filter(|(var, _)| env(var).is_some_and(|v| !v.is_empty()))
+            .map(|(var, _)| format!(" (from {var})"))
+            .unwrap_or_default()
+    };
+    let token_ok =
+        (3..=32).contains(&w.token.len()) && w.token.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !token_ok {
+        bail!(
+            "wechat.token{}: 3-32 letters or digits, as entered on the WeChat platform (or set HOTLINE_WECHAT_TOKEN)",
+            from("wechat.token")
+        );
+    }
+    if w.app_id.trim().is_empty() {
+        bail!("wechat.app_id: the account's AppID (or set HOTLINE_WECHAT_APPID)");
+    }
+    if let Some(key) = w
+        .encoding_aes_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty())
+    {
+        channels::wechat::crypto::MessageCipher::new(key, &w.app_id).map_err(|e| {
+            anyhow::anyhow!(
+                "wechat.encoding_aes_key{}: {e}",
+                from("wechat.encoding_aes_key")
+            )
+        })?;
+    }
+    if w.thread_minutes == 0 || w.thread_minutes > 24 * 60 {
+        bail!("wechat.thread_minutes: between 1 and 1440");
+    }
+    Ok(())
+}
 
 /// Everything loaded and checked: the config plus the policy files it points at.
 pub struct Loaded {
@@ -168,6 +240,7 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
             _ => unreachable!("every override key is handled"),
         }
     }
+    wechat_settings(&mut config, &env)?;
     let source = |key: &str| {
         OVERRIDES
             .iter()
@@ -347,6 +420,36 @@ mod tests {
         assert!(loaded.directory.len() >= 10);
         assert_eq!(loaded.config.hotlines[0].number, "12319");
         assert!(loaded.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn wechat_is_off_by_default_and_set_by_environment() {
+        assert!(load(&example(), |_| None).unwrap().config.wechat.is_none());
+        let env = |var: &str| match var {
+            "HOTLINE_WECHAT_TOKEN" => Some("hotlineToken2026".to_owned()),
+            "HOTLINE_WECHAT_APPID" => Some("wx5823bf96d3bd56c7".to_owned()),
+            "HOTLINE_WECHAT_AES_KEY" => {
+                Some("jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".to_owned())
+            }
+            _ => None,
+        };
+        let w = load(&example(), env).unwrap().config.wechat.unwrap();
+        assert_eq!(w.token, "hotlineToken2026");
+        assert_eq!(w.app_id, "wx5823bf96d3bd56c7");
+        assert_eq!(w.thread_minutes, 10);
+        assert_eq!(w.api_base, "https://api.weixin.qq.com");
+        let bad_key = |var: &str| match var {
+            "HOTLINE_WECHAT_AES_KEY" => Some("too-short".to_owned()),
+            other => env(other),
+        };
+        let err = load(&example(), bad_key).err().unwrap().to_string();
+        assert!(
+            err.contains("wechat.encoding_aes_key (from HOTLINE_WECHAT_AES_KEY)"),
+            "{err}"
+        );
+        let no_app = |var: &str| (var == "HOTLINE_WECHAT_TOKEN").then(|| "tok123".to_owned());
+        let err = load(&example(), no_app).err().unwrap().to_string();
+        assert!(err.contains("wechat.app_id"), "{err}");
     }
 
     #[test]

@@ -386,6 +386,21 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         },
     })
     .await?;
+    let wechat = match loaded.config.wechat.clone() {
+        Some(cfg) => {
+            let app_id = cfg.app_id.clone();
+            let safe = cfg.encoding_aes_key.is_some();
+            let account = channels::wechat::account::OfficialAccount::new(cfg, tickets.clone())
+                .context("wechat.encoding_aes_key")?;
+            tracing::info!(
+                %app_id,
+                safe_mode = safe,
+                "WeChat official account: server URL /api/v1/channels/wechat"
+            );
+            Some(account)
+        }
+        None => None,
+    };
     let http_cfg = loaded.config.http.clone();
     let app = http::App {
         tickets,
@@ -398,6 +413,7 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         metrics: http::ops::prometheus(),
         data_dir: loaded.config.data_dir.clone(),
         queues: Some(gateway.queues()),
+        wechat,
     };
     let listener = tokio::net::TcpListener::bind(loaded.http_listen)
         .await

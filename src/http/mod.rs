@@ -10,6 +10,7 @@ pub mod reference;
 pub mod session;
 pub mod tickets;
 pub mod users;
+pub mod wechat;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// The call queues (ACD) of this node's SIP gateway; None when it runs none.
     pub queues: Option<sip_gateway::Queues>,
+    /// The WeChat official account's server; None when `[wechat]` is not configured.
+    pub wechat: Option<channels::wechat::account::OfficialAccount>,
 }
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -56,6 +59,7 @@ pub struct App {
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
         ops::healthz, ops::metrics,
+        wechat::verify, wechat::receive,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security),
@@ -67,6 +71,7 @@ pub struct App {
         (name = "reference", description = "Categories, departments, hotlines"),
         (name = "users", description = "Staff accounts"),
         (name = "ops", description = "Health and metrics"),
+        (name = "channels", description = "Citizen channels: the WeChat official account's server URL"),
     )
 )]
 pub struct ApiDoc;
@@ -120,6 +125,10 @@ pub fn router(app: App) -> Router {
         .route("/departments", get(reference::departments))
         .route("/hotlines", get(reference::hotlines))
         .route("/users", get(users::list).post(users::create))
+        .route(
+            "/channels/wechat",
+            get(wechat::verify).post(wechat::receive),
+        )
         .route("/openapi.json", get(openapi));
     Router::new()
         .nest("/api/v1", api)

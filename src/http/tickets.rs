@@ -216,6 +216,7 @@ pub async fn list(
         from: q.from,
         to: q.to,
         text: q.q,
+        reporter: None,
         page: q.page.unwrap_or(1),
         per_page: q.per_page.unwrap_or(50),
     };

@@ -44,6 +44,8 @@ pub struct Sip {
     /// Every prompt of the catalogue as a tone of its own ([`ToneMap`]), so which prompts a
     /// caller heard can be read off the recording; without it only the 440 Hz greeting exists.
     pub tone_prompts: bool,
+    /// More sections appended to hotline.toml (`[wechat]`).
+    pub extra: String,
 }
 
 /// One `[[sip.trunk]]`.
@@ -69,6 +71,7 @@ impl Default for Sip {
             closed_today: false,
             queues: None,
             tone_prompts: false,
+            extra: String::new(),
         }
     }
 }
@@ -145,7 +148,8 @@ impl Hotline {
             "data_dir = {data:?}\ncategories = \"{ROOT}/config/categories.toml\"\ndepartments = \"{ROOT}/config/departments.toml\"\nprompts = \"{ROOT}/config/prompts.toml\"\nqueues = {queues:?}\nivr = \"{ROOT}/config/ivr\"\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n{sip}\n\
              [[hotline]]\nnumber = \"12319\"\nname = \"城市管理服务热线\"\naliases = [\"+8655112319\"]\n{hours}\n\
-             [calendar]\ntimezone = \"Asia/Shanghai\"\n{holidays}",
+             [calendar]\ntimezone = \"Asia/Shanghai\"\n{holidays}\n{extra}",
+            extra = sip.extra,
             data = data.display().to_string(),
             sip = sip
                 .to_toml()
@@ -220,7 +224,11 @@ impl Hotline {
             .env_remove("HOTLINE_DATA_DIR")
             .env_remove("HOTLINE_DATABASE_URL")
             .env_remove("HOTLINE_HTTP_LISTEN")
-            .env_remove("HOTLINE_SIP_LISTEN");
+            .env_remove("HOTLINE_SIP_LISTEN")
+            .env_remove("HOTLINE_WECHAT_TOKEN")
+            .env_remove("HOTLINE_WECHAT_APPID")
+            .env_remove("HOTLINE_WECHAT_AES_KEY")
+            .env_remove("HOTLINE_WECHAT_SECRET");
         cmd
     }
 

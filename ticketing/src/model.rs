@@ -333,7 +333,7 @@ impl fmt::Display for TicketNumber {
 }
 
 /// What an intake needs to open a ticket (受理): the same for every channel.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NewTicket {
     /// The hotline that owns the ticket (`12319`); the first configured one when absent.
     #[serde(default)]

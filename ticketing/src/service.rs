@@ -13,7 +13,8 @@ use crate::department::Directory;
 use crate::model::{Channel, NewTicket, Ticket, TicketNumber};
 use crate::sla::Sla;
 use crate::store::{
-    Inserted, Page, Store, StoreError, Supplement, Supplemented, TicketFilter, TicketSummary,
+    Inserted, Origin, Page, Store, StoreError, Supplement, Supplemented, TicketFilter,
+    TicketSummary,
 };
 use crate::workflow::{self, Action, Actor, AuditEvent, Role, WorkState, WorkflowError};
 
@@ -149,16 +150,20 @@ impl Tickets {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Ticket, Error> {
-        Ok(self.intake_once(new, None, actor, now).await?.ticket)
+        Ok(self
+            .intake_once(new, &Origin::default(), actor, now)
+            .await?
+            .ticket)
     }
 
-    /// [`Tickets::intake`] for a channel that retries: a submission carrying a `key` already used
-    /// (a WeChat MsgId, an app's `Idempotency-Key`) makes nothing new and returns the ticket the
-    /// first one made, with `replayed` set. Keys are namespaced by the channel (`wechat:msg:…`).
+    /// [`Tickets::intake`] for a channel that retries: a submission whose `origin` carries a key
+    /// already used (a WeChat MsgId, an app's `Idempotency-Key`) makes nothing new and returns the
+    /// ticket the first one made, with `replayed` set. Keys are namespaced by the channel
+    /// (`wechat:msg:…`). The origin's thread is pointed at the ticket in the same transaction.
     pub async fn intake_once(
         &self,
         new: NewTicket,
-        key: Option<&str>,
+        origin: &Origin<'_>,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Intake, Error> {
@@ -185,7 +190,7 @@ impl Tickets {
         let day = self.sla.calendar().local_date(now);
         let inserted = self
             .store
-            .insert_ticket(&new, &hotline, channel, day, &state, &event, key)
+            .insert_ticket(&new, &hotline, channel, day, &state, &event, origin)
             .await?;
         match inserted {
             Inserted::New(ticket) => {
@@ -205,14 +210,14 @@ impl Tickets {
         }
     }
 
-    /// 补充: adds a citizen's further words, photos or place to their open report, audited; a
-    /// `key` already used makes this a replay that changes nothing. A closed or rejected ticket
-    /// is refused (the citizen should open a new report).
+    /// 补充: adds a citizen's further words, photos or place to their open report, audited; an
+    /// `origin` key already used makes this a replay that changes nothing. A closed or rejected
+    /// ticket is refused (the citizen should open a new report).
     pub async fn supplement(
         &self,
         number: &str,
         add: Supplement,
-        key: Option<&str>,
+        origin: &Origin<'_>,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Supplementing, Error> {
@@ -242,7 +247,7 @@ impl Tickets {
         let note = add.content.clone().filter(|t| !t.is_empty());
         let done = self
             .store
-            .supplement_ticket(&parsed, &add, key, |ticket| {
+            .supplement_ticket(&parsed, &add, origin, |ticket| {
                 let added = add.content.as_deref().map_or(0, |t| t.chars().count());
                 if added > 0 && ticket.content.chars().count() + added > 2 * MAX_CONTENT_CHARS {
                     return Err(Error::invalid(

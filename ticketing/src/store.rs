@@ -24,8 +24,8 @@ use utoipa::ToSchema;
 
 pub use callbacks::AttemptError;
 pub use threads::Thread;
-pub use tickets::{Supplement, TicketFilter, TicketSummary};
 pub(crate) use tickets::{Inserted, Supplemented};
+pub use tickets::{Origin, ReporterKey, Supplement, TicketFilter, TicketSummary};
 pub use users::{NewUser, Session, User};
 
 /// Which database a [`Store`] talks to; the few statements that differ pick their dialect by it.

@@ -9,7 +9,7 @@ use ticketing::db_test;
 use ticketing::department::Directory;
 use ticketing::model::{Attachment, AttachmentKind, Location, Reporter};
 use ticketing::sla::{Sla, SlaConfig};
-use ticketing::store::Supplement;
+use ticketing::store::{Origin, Supplement};
 use ticketing::{Action, ActionKind, Actor, Channel, Hotline, NewTicket, Role, Status, Tickets};
 
 fn service(store: ticketing::Store) -> Tickets {
@@ -56,7 +56,7 @@ fn now() -> Timestamp {
 db_test!(a_retried_submission_makes_no_second_ticket, |db| {
     let t = service(db.store.clone());
     let a = wechat_actor();
-    let key = Some("wechat:msg:6054768590064713728");
+    let key = &Origin::keyed("wechat:msg:6054768590064713728");
     let first = t
         .intake_once(wechat_report("人民路井盖丢了"), key, &a, now())
         .await
@@ -78,7 +78,12 @@ db_test!(a_retried_submission_makes_no_second_ticket, |db| {
         assert_eq!(again.ticket.content, "人民路井盖丢了");
     }
     let other = t
-        .intake_once(wechat_report("路灯不亮"), Some("wechat:msg:2"), &a, now())
+        .intake_once(
+            wechat_report("路灯不亮"),
+            &Origin::keyed("wechat:msg:2"),
+            &a,
+            now(),
+        )
         .await
         .unwrap();
     assert!(!other.replayed);
@@ -102,7 +107,7 @@ db_test!(concurrent_retries_with_one_key_make_one_ticket, |db| {
         set.spawn(async move {
             t.intake_once(
                 wechat_report("占道经营"),
-                Some("app:u1:k-1"),
+                &Origin::keyed("app:u1:k-1"),
                 &wechat_actor(),
                 now(),
             )
@@ -126,7 +131,12 @@ db_test!(supplements_add_to_an_open_report_once, |db| {
     let t = service(db.store.clone());
     let a = wechat_actor();
     let ticket = t
-        .intake_once(wechat_report("井盖丢了"), Some("wechat:msg:1"), &a, now())
+        .intake_once(
+            wechat_report("井盖丢了"),
+            &Origin::keyed("wechat:msg:1"),
+            &a,
+            now(),
+        )
         .await
         .unwrap()
         .ticket;
@@ -142,14 +152,14 @@ db_test!(supplements_add_to_an_open_report_once, |db| {
     };
     let later = now() + SignedDuration::from_secs(30);
     let s = t
-        .supplement(&n, photo.clone(), Some("wechat:msg:2"), &a, later)
+        .supplement(&n, photo.clone(), &Origin::keyed("wechat:msg:2"), &a, later)
         .await
         .unwrap();
     assert!(!s.replayed);
     assert_eq!(s.ticket.attachments.len(), 1);
     // The retry adds nothing.
     let s = t
-        .supplement(&n, photo, Some("wechat:msg:2"), &a, later)
+        .supplement(&n, photo, &Origin::keyed("wechat:msg:2"), &a, later)
         .await
         .unwrap();
     assert!(s.replayed);
@@ -165,7 +175,7 @@ db_test!(supplements_add_to_an_open_report_once, |db| {
         ..Default::default()
     };
     let s = t
-        .supplement(&n, place, Some("wechat:msg:3"), &a, later)
+        .supplement(&n, place, &Origin::keyed("wechat:msg:3"), &a, later)
         .await
         .unwrap();
     assert_eq!(s.ticket.content, "井盖丢了\n位置：亳州市谯城区人民路 88 号");
@@ -210,7 +220,7 @@ db_test!(supplements_add_to_an_open_report_once, |db| {
                 content: Some("还没修".into()),
                 ..Default::default()
             },
-            Some("wechat:msg:4"),
+            &Origin::keyed("wechat:msg:4"),
             &a,
             later,
         )
@@ -221,7 +231,7 @@ db_test!(supplements_add_to_an_open_report_once, |db| {
         t.supplement(
             "12319-20261201-999999",
             Supplement::default(),
-            None,
+            &Origin::default(),
             &a,
             later
         )

@@ -204,8 +204,14 @@ mod tests {
         let cipher = MessageCipher::new(SAMPLE_KEY, "wx2c2769f8efd9abc2").unwrap();
         let xml = String::from_utf8(cipher.decrypt(encrypt).unwrap()).unwrap();
         assert!(xml.starts_with("<xml>"), "{xml}");
-        assert!(xml.contains("<FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]>"), "{xml}");
-        assert!(xml.contains("<Content><![CDATA[abcdteT]]></Content>"), "{xml}");
+        assert!(
+            xml.contains("<FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<Content><![CDATA[abcdteT]]></Content>"),
+            "{xml}"
+        );
         assert!(xml.contains("<MsgId>6054768590064713728</MsgId>"), "{xml}");
         // Another account's AppID is refused after decryption.
         let other = MessageCipher::new(SAMPLE_KEY, "wx0000000000000000").unwrap();
@@ -223,7 +229,10 @@ mod tests {
             sealed,
             "jn1L23DB+6ELqJ+6bruv21Y6MD7KeIfP82D6gU39rmkgczbWwt5+3bnyg5K55bgVtVzd832WzZGMhkP72vVOfg=="
         );
-        assert_eq!(cipher.decrypt(&sealed).unwrap(), "我是中文abcd123".as_bytes());
+        assert_eq!(
+            cipher.decrypt(&sealed).unwrap(),
+            "我是中文abcd123".as_bytes()
+        );
     }
 
     #[test]
@@ -254,7 +263,10 @@ mod tests {
             CryptoError::BadKey
         );
         let cipher = MessageCipher::new(SAMPLE_KEY, "wx1").unwrap();
-        assert_eq!(cipher.decrypt("not base64!"), Err(CryptoError::BadCipherText));
+        assert_eq!(
+            cipher.decrypt("not base64!"),
+            Err(CryptoError::BadCipherText)
+        );
         assert_eq!(cipher.decrypt("AAAA"), Err(CryptoError::BadCipherText));
         assert_eq!(cipher.decrypt(""), Err(CryptoError::BadCipherText));
         // Whole blocks of garbage decrypt to garbage: a clear refusal, not a panic.

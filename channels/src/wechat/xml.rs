@@ -101,7 +101,7 @@ impl Fields {
                 XmlEvent::Text(t) => {
                     if depth == 2 && current.is_some() {
                         value.push_str(&t.decode().map_err(|e| bad(&e))?);
-                    } else if depth == 0 && !t.as_ref().iter().all(u8::is_ascii_whitespace) {
+                    } else if depth == 0 && !<[u8]>::iter(&t).all(u8::is_ascii_whitespace) {
                         return Err(XmlError::Malformed("text outside <xml>".into()));
                     }
                 }

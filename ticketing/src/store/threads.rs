@@ -48,18 +48,13 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let mut w = self.write().await?;
-        sqlx::query(
-            "INSERT INTO threads (channel, sender, ticket_id, last_at) \
-             SELECT $1, $2, id, $4 FROM tickets WHERE number = $3 \
-             ON CONFLICT (channel, sender) DO UPDATE SET ticket_id = excluded.ticket_id, \
-             last_at = CASE WHEN excluded.last_at > threads.last_at THEN excluded.last_at ELSE threads.last_at END",
-        )
-        .bind(channel.as_str())
-        .bind(sender)
-        .bind(ticket.as_str())
-        .bind(to_millis(at))
-        .execute(&mut *w.tx)
-        .await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
+            .bind(ticket.as_str())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        if let Some(id) = id {
+            upsert(&mut w.tx, channel, sender, id, at).await?;
+        }
         w.commit().await
     }
 
@@ -73,4 +68,26 @@ impl Store {
             .await?;
         w.commit().await
     }
+}
+
+/// Points a thread at a ticket inside a caller's transaction (see [`super::Origin`]).
+pub(super) async fn upsert(
+    conn: &mut sqlx::AnyConnection,
+    channel: Channel,
+    sender: &str,
+    ticket_id: i64,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO threads (channel, sender, ticket_id, last_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (channel, sender) DO UPDATE SET ticket_id = excluded.ticket_id, \
+         last_at = CASE WHEN excluded.last_at > threads.last_at THEN excluded.last_at ELSE threads.last_at END",
+    )
+    .bind(channel.as_str())
+    .bind(sender)
+    .bind(ticket_id)
+    .bind(to_millis(at))
+    .execute(conn)
+    .await?;
+    Ok(())
 }

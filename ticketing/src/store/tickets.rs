@@ -34,10 +34,33 @@ pub struct TicketFilter {
     pub to: Option<Timestamp>,
     /// Text in the content, the address or the number.
     pub text: Option<String>,
+    /// Reported by this citizen (their tickets in the app, on WeChat, by phone).
+    pub reporter: Option<ReporterKey>,
     /// 1-based page.
     pub page: u32,
     /// Page size (1..=200).
     pub per_page: u32,
+}
+
+/// How a citizen is known on a channel, to find the tickets they reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReporterKey {
+    /// The full phone number.
+    Phone(String),
+    /// A WeChat follower's openid.
+    Wechat(String),
+    /// A city app account.
+    App(String),
+}
+
+impl ReporterKey {
+    fn column_and_value(&self) -> (&'static str, &str) {
+        match self {
+            ReporterKey::Phone(v) => ("phone", v),
+            ReporterKey::Wechat(v) => ("wechat_openid", v),
+            ReporterKey::App(v) => ("app_user", v),
+        }
+    }
 }
 
 /// A ticket as the list shows it: enough to pick one, no reporter details.
@@ -92,10 +115,11 @@ impl Store {
         day: jiff::civil::Date,
         state: &WorkState,
         event: &AuditEvent,
-        key: Option<&str>,
+        origin: &Origin<'_>,
     ) -> Result<Inserted, StoreError> {
+        let key = origin.key;
         match self
-            .try_insert_ticket(new, hotline, channel, day, state, event, key)
+            .try_insert_ticket(new, hotline, channel, day, state, event, origin)
             .await
         {
             // Two requests with one key raced past the look-up (PostgreSQL): the loser reads
@@ -133,8 +157,9 @@ impl Store {
         day: jiff::civil::Date,
         state: &WorkState,
         event: &AuditEvent,
-        key: Option<&str>,
+        origin: &Origin<'_>,
     ) -> Result<Inserted, StoreError> {
+        let key = origin.key;
         let now = event.at;
         let work_state =
             serde_json::to_string(state).map_err(|e| StoreError::corrupt("tickets", e))?;
@@ -184,6 +209,9 @@ impl Store {
         if let Some(key) = key {
             insert_key(&mut w.tx, key, id, now).await?;
         }
+        if let Some((channel, sender)) = origin.thread {
+            super::threads::upsert(&mut w.tx, channel, sender, id, now).await?;
+        }
         w.commit().await?;
         Ok(Inserted::New(Box::new(Ticket {
             id,
@@ -208,13 +236,14 @@ impl Store {
         &self,
         number: &TicketNumber,
         add: &Supplement,
-        key: Option<&str>,
+        origin: &Origin<'_>,
         event_for: F,
     ) -> Result<Option<Supplemented>, E>
     where
         E: From<StoreError>,
         F: FnOnce(&Ticket) -> Result<AuditEvent, E>,
     {
+        let key = origin.key;
         let mut w = self.write().await.map_err(E::from)?;
         if let Some(key) = key
             && let Some(owner) = key_owner(&mut w.tx, key).await.map_err(E::from)?
@@ -279,6 +308,11 @@ impl Store {
             .map_err(E::from)?;
         if let Some(key) = key {
             insert_key(&mut w.tx, key, ticket.id, now)
+                .await
+                .map_err(E::from)?;
+        }
+        if let Some((channel, sender)) = origin.thread {
+            super::threads::upsert(&mut w.tx, channel, sender, ticket.id, now)
                 .await
                 .map_err(E::from)?;
         }
@@ -446,6 +480,13 @@ impl Store {
                 "(t.content LIKE {p} ESCAPE '\\' OR t.address LIKE {p} ESCAPE '\\' OR t.number LIKE {p} ESCAPE '\\')"
             ));
         }
+        if let Some(key) = &filter.reporter {
+            let (column, value) = key.column_and_value();
+            let p = next(Bind::Text(value.to_owned()), &mut binds);
+            clauses.push(format!(
+                "EXISTS (SELECT 1 FROM ticket_reporters r WHERE r.ticket_id = t.id AND r.{column} = {p})"
+            ));
+        }
         let where_sql = if clauses.is_empty() {
             String::new()
         } else {
@@ -531,8 +572,28 @@ pub(crate) enum Inserted {
     Existing(TicketNumber),
 }
 
+/// Where a submission came from, for what is written with it in the same transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// The channel's idempotency key (`wechat:msg:…`, `app:…`): a second submission with it
+    /// makes nothing new.
+    pub key: Option<&'a str>,
+    /// The sender's conversation thread on a messaging channel, pointed at the ticket.
+    pub thread: Option<(Channel, &'a str)>,
+}
+
+impl<'a> Origin<'a> {
+    /// Only an idempotency key.
+    pub fn keyed(key: &'a str) -> Self {
+        Origin {
+            key: Some(key),
+            thread: None,
+        }
+    }
+}
+
 /// What a citizen adds to an open report.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Supplement {
     /// More words, appended on a new line.
     pub content: Option<String>,
