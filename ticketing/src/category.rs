@@ -164,6 +164,25 @@ impl Catalogue {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+
+    /// The category the text most likely is about: the one with the longest keyword (or name)
+    /// found in it, so 污水井盖 beats 井盖; on a tie the earlier category in ID order (the order
+    /// of the file). Whitespace in the text is ignored, since speech recognition puts spaces
+    /// between words. `None` when nothing matches.
+    pub fn suggest(&self, text: &str) -> Option<&Category> {
+        let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut best: Option<(&Category, usize)> = None;
+        for category in self.by_id.values() {
+            let words = std::iter::once(&category.name).chain(&category.keywords);
+            for word in words.filter(|w| !w.is_empty() && text.contains(w.as_str())) {
+                let len = word.chars().count();
+                if best.is_none_or(|(_, longest)| len > longest) {
+                    best = Some((category, len));
+                }
+            }
+        }
+        best.map(|(category, _)| category)
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +216,53 @@ dispose = "1wd"
         assert_eq!(c.get("E0101").unwrap().name, "暴露垃圾");
         assert_eq!(c.get("E0101").unwrap().dispose, Some(Limit::WorkingDays(1)));
         assert!(c.get("0101").is_none());
+    }
+
+    fn real() -> Catalogue {
+        Catalogue::from_toml(include_str!("../../config/categories.toml")).unwrap()
+    }
+
+    fn suggested(text: &str) -> Option<String> {
+        real().suggest(text).map(|c| c.id.clone())
+    }
+
+    #[test]
+    fn the_longest_keyword_wins() {
+        // 井盖坏了 (无主井盖) is a keyword too, but 污水井盖 is longer.
+        assert_eq!(suggested("小区门口污水井盖坏了").as_deref(), Some("C0102"));
+        assert_eq!(
+            suggested("路口的井盖坏了，差点掉下去").as_deref(),
+            Some("C0114")
+        );
+        assert_eq!(
+            suggested("魏武大道芍花路路口的路灯不亮").as_deref(),
+            Some("C0118")
+        );
+        assert_eq!(suggested("红绿灯坏了一直闪黄灯").as_deref(), Some("C0210"));
+        assert_eq!(
+            suggested("人民医院门口乱停车，救护车进不去").as_deref(),
+            Some("E0505")
+        );
+    }
+
+    #[test]
+    fn names_count_and_whitespace_is_ignored() {
+        // 暴露垃圾 is the name of E0102, not one of its keywords.
+        assert_eq!(suggested("小区门口暴露垃圾").as_deref(), Some("E0102"));
+        assert_eq!(suggested("路 灯 不 亮").as_deref(), Some("C0118"));
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_category_and_nothing_matches_nothing() {
+        // 候车亭 (C0203) and 牛皮癣 (E0201) are both 3 characters: C0203 comes first.
+        assert_eq!(suggested("候车亭上全是牛皮癣").as_deref(), Some("C0203"));
+        assert_eq!(suggested("我想问问今天天气怎么样"), None);
+        assert_eq!(
+            Catalogue::default()
+                .suggest("井盖丢了")
+                .map(|c| c.id.as_str()),
+            None
+        );
     }
 
     #[test]

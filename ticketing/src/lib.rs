@@ -16,6 +16,7 @@ pub mod calls;
 pub mod category;
 pub mod department;
 pub mod limit;
+pub mod merge;
 pub mod model;
 pub mod service;
 pub mod sla;
