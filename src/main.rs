@@ -397,6 +397,25 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
                 safe_mode = safe,
                 "WeChat official account: server URL /api/v1/channels/wechat"
             );
+            let w = account.config();
+            match w.app_secret.as_deref().filter(|s| !s.is_empty()) {
+                Some(secret) => {
+                    let mut api_cfg =
+                        channels::wechat::api::ApiConfig::new(w.app_id.clone(), secret);
+                    api_cfg.base_url = w.api_base.clone();
+                    let api = channels::wechat::api::WechatApi::new(api_cfg)
+                        .context("wechat.api_base")?;
+                    let worker = channels::wechat::worker::Worker::new(
+                        api,
+                        tickets.clone(),
+                        data_dir.clone(),
+                    );
+                    tokio::spawn(worker.run(std::time::Duration::from_secs(2)));
+                }
+                None => tracing::warn!(
+                    "wechat.app_secret is not set (HOTLINE_WECHAT_SECRET): followers' photos stay at WeChat and no progress notices are sent"
+                ),
+            }
             Some(account)
         }
         None => None,

@@ -18,9 +18,14 @@ const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 const ACCOUNT: &str = "gh_9a3f1c2e7b10";
 
 fn start() -> Hotline {
+    start_with("")
+}
+
+/// With more `[wechat]` keys (the API's address and secret).
+fn start_with(more: &str) -> Hotline {
     Hotline::start(|s| {
         s.extra = format!(
-            "[wechat]\ntoken = \"{TOKEN}\"\napp_id = \"{APP_ID}\"\nencoding_aes_key = \"{AES_KEY}\"\nthread_minutes = 10\n"
+            "[wechat]\ntoken = \"{TOKEN}\"\napp_id = \"{APP_ID}\"\nencoding_aes_key = \"{AES_KEY}\"\nthread_minutes = 10\n{more}"
         );
     })
 }
@@ -355,4 +360,112 @@ async fn a_burst_of_1000_messages_is_answered_within_five_seconds_each() {
     let api = h.supervisor().await;
     let (_, page) = api.get("/api/v1/tickets?channel=wechat&per_page=1").await;
     assert_eq!(page["total"], 1000, "{page}");
+}
+
+/// A phone photo: a real JPEG with an EXIF block carrying a camera make (to be stripped).
+fn phone_jpeg() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+        .encode_image(&img)
+        .unwrap();
+    // APP1 "Exif" with a little-endian TIFF holding one ASCII tag, Make = "HUAWEI".
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&0x010fu16.to_le_bytes());
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&7u32.to_le_bytes());
+    tiff.extend_from_slice(&26u32.to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(b"HUAWEI\0");
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[tokio::test]
+async fn photos_are_fetched_from_the_api_and_followers_hear_of_progress() {
+    let standin = channels::wechat::standin::StandIn::start(APP_ID, "s3cr3t-app-secret").await;
+    let jpeg = phone_jpeg();
+    assert!(jpeg.windows(6).any(|w| w == b"HUAWEI"));
+    standin.add_media("media_photo_9", jpeg.clone(), "image/jpeg");
+    let h = start_with(&format!(
+        "app_secret = \"s3cr3t-app-secret\"\napi_base = \"{}\"\n",
+        standin.base_url()
+    ));
+    let wx = Wechat::new(&h);
+    let follower = "oPhoto_follower";
+    let reply = wx
+        .say(&text_xml(
+            follower,
+            8101,
+            "北京路菜市场门口垃圾堆了好几天没人清理",
+        ))
+        .await;
+    let number = ticket_number_in(&reply);
+    let photo = format!(
+        "<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>{follower}</FromUserName><CreateTime>{}</CreateTime><MsgType>image</MsgType><PicUrl>http://mmbiz.qpic.cn/x/0</PicUrl><MediaId>media_photo_9</MediaId><MsgId>8102</MsgId></xml>",
+        now_secs()
+    );
+    assert!(wx.say(&photo).await.contains(&number));
+
+    // The worker downloads it, checks it and stores it without its metadata.
+    let api = h.supervisor().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let (_, t) = api.get(&format!("/api/v1/tickets/{number}")).await;
+        let uri = t["attachments"][0]["uri"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if uri.starts_with("media/") {
+            assert_eq!(t["attachments"][0]["content_type"], "image/jpeg");
+            break uri;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the photo was not fetched: {t}\n{}",
+            h.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(stored.ends_with(".jpg"), "{stored}");
+    let bytes = std::fs::read(h.data().join(&stored)).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"HUAWEI"), "metadata kept");
+    let img = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 48));
+
+    // Rejected by a supervisor: the follower gets a customer-service message saying so.
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/tickets/{number}/transitions"),
+            serde_json::json!({"action": "reject", "reason": "非城市管理职责"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let notice = loop {
+        if let Some(m) = standin.sent().into_iter().find(|m| m.touser == follower) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no notice sent\n{}", h.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let text = notice.text().unwrap();
+    assert!(
+        text.contains(&number) && text.contains("不予立案"),
+        "{text}"
+    );
+    assert_eq!(standin.sent().len(), 1, "one change, one notice");
+    assert!(
+        !h.log().contains("s3cr3t-app-secret"),
+        "the secret is never logged"
+    );
 }

@@ -5,4 +5,5 @@ pub mod api;
 pub mod crypto;
 #[cfg(feature = "testing")]
 pub mod standin;
+pub mod worker;
 pub mod xml;

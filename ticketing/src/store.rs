@@ -10,6 +10,7 @@
 mod audit;
 mod callbacks;
 mod calls;
+mod outbox;
 mod threads;
 mod tickets;
 mod users;
@@ -23,6 +24,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use utoipa::ToSchema;
 
 pub use callbacks::AttemptError;
+pub use outbox::{PendingFetch, TicketChange};
 pub use threads::Thread;
 pub(crate) use tickets::{Inserted, Supplemented};
 pub use tickets::{Origin, ReporterKey, Supplement, TicketFilter, TicketSummary};
