@@ -47,7 +47,7 @@ impl Worker {
             if let Err(e) = self.fetch_media(now).await {
                 tracing::warn!(error = %e, "WeChat media downloads: database unavailable");
             }
-            if let Err(e) = self.notify(now).await {
+            if let Err(e) = self.notify().await {
                 tracing::warn!(error = %e, "WeChat notices: database unavailable");
             }
             tokio::time::sleep(every).await;
@@ -143,7 +143,7 @@ impl Worker {
     /// One round of notices; how many were sent. A notice WeChat cannot take now (network, busy)
     /// stops the round and is sent next time; one it will never take (the follower left, the
     /// 48-hour window passed) is logged and skipped.
-    pub async fn notify(&self, _now: Timestamp) -> Result<usize, StoreError> {
+    pub async fn notify(&self) -> Result<usize, StoreError> {
         let store = self.tickets.store();
         let cursor = store.event_cursor(CURSOR).await?;
         let (changes, last) = store.wechat_changes_after(cursor, 100).await?;

@@ -137,15 +137,8 @@ impl Store {
 
     /// The ticket an idempotency key was used for, if it was.
     pub async fn ticket_for_key(&self, key: &str) -> Result<Option<TicketNumber>, StoreError> {
-        let number: Option<String> = sqlx::query_scalar(
-            "SELECT t.number FROM intake_keys k JOIN tickets t ON t.id = k.ticket_id WHERE k.key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        number
-            .map(|n| TicketNumber::parse(&n).map_err(|e| StoreError::corrupt("intake_keys", e)))
-            .transpose()
+        let mut conn = self.pool.acquire().await?;
+        key_owner(&mut conn, key).await
     }
 
     #[allow(clippy::too_many_arguments)]
