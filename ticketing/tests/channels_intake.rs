@@ -293,3 +293,60 @@ db_test!(threads_point_at_the_latest_ticket, |db| {
         None
     );
 });
+
+// sqlx's `Any` driver sends a missing `f64` as a PostgreSQL `real`, and a cached prepared
+// statement keeps the parameter types of its first use: a located report after an unlocated one
+// on the same connection failed with "incorrect binary data format". Ten unlocated reports and
+// then ten located ones give every pooled connection (at most four) both, in that order.
+db_test!(located_reports_after_unlocated_ones, |db| {
+    let t = service(db.store.clone());
+    let a = wechat_actor();
+    let located = |yes: bool| {
+        if yes {
+            Location {
+                address: Some("亳州市谯城区人民路 88 号".into()),
+                lat: Some(33.844),
+                lon: Some(115.779),
+                grid_code: None,
+            }
+        } else {
+            Location::default()
+        }
+    };
+    let mut numbers = Vec::new();
+    for i in 0..20 {
+        let mut new = wechat_report(&format!("第 {i} 号路灯不亮"));
+        new.location = located(i >= 10);
+        let key = format!("app:{i}");
+        let made = t
+            .intake_once(new, &Origin::keyed(&key), &a, now())
+            .await
+            .unwrap();
+        assert_eq!(made.ticket.location.lat, (i >= 10).then_some(33.844));
+        numbers.push(made.ticket.number.to_string());
+    }
+    // The same for supplements: the first ten add no place, the next ten add one to tickets
+    // that had none.
+    for (i, number) in numbers
+        .iter()
+        .take(10)
+        .chain(numbers.iter().take(10))
+        .enumerate()
+    {
+        let add = Supplement {
+            content: Some(format!("补充 {i}")),
+            location: located(i >= 10),
+            ..Default::default()
+        };
+        let key = format!("app:more:{i}");
+        let s = t
+            .supplement(number, add, &Origin::keyed(&key), &a, now())
+            .await
+            .unwrap();
+        assert_eq!(s.ticket.location.lat, (i >= 10).then_some(33.844));
+    }
+    for (i, number) in numbers.iter().enumerate() {
+        let stored = t.get(number, &a).await.unwrap();
+        assert_eq!(stored.location.lat, Some(33.844), "report {i}");
+    }
+});

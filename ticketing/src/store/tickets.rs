@@ -192,6 +192,11 @@ impl Store {
         .bind(work_state)
         .bind(state.current_due().map(to_millis))
         .bind(to_millis(now))
+        // Not a cached statement: sqlx 0.9's `Any` driver types a missing `f64` as PostgreSQL
+        // `real` (its null arms are swapped) and a cached statement keeps the types of its first
+        // use, so a located report after an unlocated one would be refused. Test:
+        // `channels_intake::located_reports_after_unlocated_ones`.
+        .persistent(false)
         .fetch_one(&mut *w.tx)
         .await?;
         insert_reporter(&mut w.tx, id, &new.reporter, now).await?;
@@ -287,6 +292,11 @@ impl Store {
         .bind(ticket.location.grid_code.as_deref())
         .bind(to_millis(now))
         .bind(ticket.id)
+        // Not a cached statement: sqlx 0.9's `Any` driver types a missing `f64` as PostgreSQL
+        // `real` (its null arms are swapped) and a cached statement keeps the types of its first
+        // use, so a located report after an unlocated one would be refused. Test:
+        // `channels_intake::located_reports_after_unlocated_ones`.
+        .persistent(false)
         .execute(&mut *w.tx)
         .await
         .map_err(|e| E::from(e.into()))?;
