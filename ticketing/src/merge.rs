@@ -305,7 +305,9 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn has_location(l: &Location) -> bool {
+/// Whether a report says where (coordinates, a grid or an address): only such a report can be
+/// merged without a person, so intake looks for duplicates of it at once.
+pub fn has_place(l: &Location) -> bool {
     coordinates(l).is_some() || non_empty(&l.grid_code).is_some() || non_empty(&l.address).is_some()
 }
 
@@ -313,7 +315,7 @@ fn proximity(a: &Location, b: &Location) -> Proximity {
     if let (Some((lat1, lon1)), Some((lat2, lon2))) = (coordinates(a), coordinates(b)) {
         return Proximity::Metres(haversine_m(lat1, lon1, lat2, lon2));
     }
-    if !has_location(a) || !has_location(b) {
+    if !has_place(a) || !has_place(b) {
         return Proximity::Missing;
     }
     if let (Some(x), Some(y)) = (non_empty(&a.grid_code), non_empty(&b.grid_code))

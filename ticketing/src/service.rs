@@ -10,13 +10,16 @@ use utoipa::ToSchema;
 
 use crate::category::Catalogue;
 use crate::department::Directory;
+use crate::merge::{self, Decision, Match, MergePolicy};
 use crate::model::{Channel, NewTicket, Ticket, TicketNumber};
 use crate::sla::Sla;
 use crate::store::{
-    Inserted, Origin, Page, Store, StoreError, Supplement, Supplemented, TicketFilter,
+    Inserted, Origin, Page, Store, StoreError, Suggestion, Supplement, Supplemented, TicketFilter,
     TicketSummary,
 };
-use crate::workflow::{self, Action, Actor, AuditEvent, Role, WorkState, WorkflowError};
+use crate::workflow::{
+    self, Action, ActionKind, Actor, AuditEvent, Role, WorkState, WorkflowError,
+};
 
 /// A hotline the centre runs (12319, 12345), from `[[hotline]]` in `config/hotline.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -90,6 +93,7 @@ impl From<sqlx::Error> for Error {
 #[derive(Clone)]
 pub struct Tickets {
     store: Store,
+    merge: Arc<MergePolicy>,
     sla: Arc<Sla>,
     catalogue: Arc<Catalogue>,
     directory: Arc<Directory>,
@@ -109,11 +113,26 @@ impl Tickets {
     ) -> Self {
         Tickets {
             store,
+            merge: Arc::new(MergePolicy {
+                enabled: false,
+                ..MergePolicy::default()
+            }),
             sla: Arc::new(sla),
             catalogue: Arc::new(catalogue),
             directory: Arc::new(directory),
             hotlines: Arc::new(hotlines),
         }
+    }
+
+    /// Turns duplicate merging on with `policy` (it is off until this is called).
+    pub fn with_merge_policy(mut self, policy: MergePolicy) -> Self {
+        self.merge = Arc::new(policy);
+        self
+    }
+
+    /// The duplicate-merging policy.
+    pub fn merge_policy(&self) -> &MergePolicy {
+        &self.merge
     }
 
     /// The database.
@@ -173,7 +192,11 @@ impl Tickets {
                 actor.role
             )));
         }
-        let new = self.validate(new)?;
+        let mut new = self.validate(new)?;
+        if new.category.is_none() {
+            // 受理 suggests the category from the citizen's words; 立案 can correct it.
+            new.category = self.catalogue.suggest(&new.content).map(|c| c.id.clone());
+        }
         let hotline = match new.hotline.as_deref() {
             None => self.hotlines.first().map(|h| h.number.clone()),
             Some(n) => self
@@ -188,16 +211,55 @@ impl Tickets {
         let data = serde_json::json!({ "channel": channel, "hotline": hotline });
         let event = AuditEvent::created(actor, now, data);
         let day = self.sla.calendar().local_date(now);
+        let sub = merge::Submission {
+            content: new.content.clone(),
+            category: new.category.clone(),
+            location: new.location.clone(),
+            at: now,
+        };
+        let decision = self.find_duplicates(&sub, None).await?;
+        let suggestions = match &decision {
+            Decision::Suggest(matches) => matches.clone(),
+            _ => Vec::new(),
+        };
         let inserted = self
             .store
-            .insert_ticket(&new, &hotline, channel, day, &state, &event, origin)
+            .insert_ticket(
+                &new,
+                &hotline,
+                channel,
+                day,
+                &state,
+                &event,
+                origin,
+                &suggestions,
+            )
             .await?;
         match inserted {
             Inserted::New(ticket) => {
                 tracing::info!(ticket = %ticket.number, channel = channel.as_str(), "ticket received");
+                let ticket = match decision {
+                    Decision::Merge(m) => {
+                        tracing::info!(ticket = %ticket.number, into = %m.number, score = m.score, "duplicate merged automatically");
+                        self.merge_into(
+                            ticket.number.as_str(),
+                            m.number.as_str(),
+                            &merge_actor(),
+                            now,
+                        )
+                        .await?
+                        .0
+                    }
+                    Decision::Suggest(m) => {
+                        tracing::info!(ticket = %ticket.number, best = %m[0].number, score = m[0].score, "possible duplicate: suggested to the agent");
+                        *ticket
+                    }
+                    Decision::New => *ticket,
+                };
                 Ok(Intake {
-                    ticket: present(*ticket, actor),
+                    ticket: present(ticket, actor),
                     replayed: false,
+                    suggestions,
                 })
             }
             Inserted::Existing(number) => {
@@ -205,8 +267,233 @@ impl Tickets {
                 Ok(Intake {
                     ticket: self.get(number.as_str(), actor).await?,
                     replayed: true,
+                    suggestions: Vec::new(),
                 })
             }
+        }
+    }
+
+    /// The merge decision for a report about to be stored (or `exclude`, one just given its
+    /// place), against the open tickets. A report that does not say where can never be merged
+    /// automatically, so intake does not search for it: WeChat text comes first and its place
+    /// later, and the search runs when the place arrives ([`Tickets::supplement`]); agents get
+    /// suggestions for it on demand ([`Tickets::duplicates`]).
+    async fn find_duplicates(
+        &self,
+        sub: &merge::Submission,
+        exclude: Option<i64>,
+    ) -> Result<Decision, Error> {
+        if !self.merge.enabled || !merge::has_place(&sub.location) {
+            return Ok(Decision::New);
+        }
+        let candidates = self
+            .store
+            .merge_candidates(sub, self.merge.window(), self.merge.distance_m, exclude)
+            .await?;
+        Ok(merge::decide(sub, &candidates, &self.merge))
+    }
+
+    /// After a supplement gave an open report its place: merge it or suggest its duplicates now.
+    async fn merge_placed(&self, ticket: Ticket, now: Timestamp) -> Result<Ticket, Error> {
+        if ticket.merged_into.is_some() || !ticket.work.status.is_open() {
+            return Ok(ticket);
+        }
+        let sub = merge::Submission {
+            content: ticket.content.clone(),
+            category: ticket.work.category.clone(),
+            location: ticket.location.clone(),
+            at: ticket.created_at,
+        };
+        match self.find_duplicates(&sub, Some(ticket.id)).await? {
+            Decision::Merge(m) => {
+                tracing::info!(ticket = %ticket.number, into = %m.number, score = m.score, "duplicate merged automatically once placed");
+                let (merged, _) = self
+                    .merge_into(
+                        ticket.number.as_str(),
+                        m.number.as_str(),
+                        &merge_actor(),
+                        now,
+                    )
+                    .await?;
+                Ok(merged)
+            }
+            Decision::Suggest(matches) => {
+                self.store.add_suggestions(ticket.id, &matches, now).await?;
+                Ok(ticket)
+            }
+            Decision::New => Ok(ticket),
+        }
+    }
+
+    /// 并单: closes the report `number` into the open ticket `into` that handles the same
+    /// problem. Every reporter of `number` becomes a reporter of `into` (each is told and called
+    /// back), and at the configured count `into` becomes 紧急. Returns both tickets.
+    pub async fn merge_into(
+        &self,
+        number: &str,
+        into: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(Ticket, Ticket), Error> {
+        let source = TicketNumber::parse(number).map_err(|_| Error::NotFound(number.to_owned()))?;
+        let target = TicketNumber::parse(into).map_err(|_| Error::NotFound(into.to_owned()))?;
+        if source == target {
+            return Err(Error::invalid(
+                "into",
+                "a ticket cannot be merged into itself",
+            ));
+        }
+        let policy = self.merge.clone();
+        let done = self
+            .store
+            .merge_tickets(&source, &target, |s, t| {
+                if !visible(s, actor) || !visible(t, actor) {
+                    return Err(Error::NotFound(number.to_owned()));
+                }
+                if s.merged_into.is_some() {
+                    return Err(Error::invalid(
+                        "number",
+                        format!("{number} is already merged"),
+                    ));
+                }
+                if t.merged_into.is_some() {
+                    return Err(Error::invalid(
+                        "into",
+                        format!("{into} was itself merged; merge into the ticket it went to"),
+                    ));
+                }
+                let reports =
+                    u32::try_from(t.reporters.len() + s.reporters.len()).unwrap_or(u32::MAX);
+                let raise = merge::raises_priority(reports, &policy);
+                Ok(workflow::merge(
+                    &s.work,
+                    &t.work,
+                    actor,
+                    now,
+                    (number, into),
+                    raise,
+                )?)
+            })
+            .await?;
+        let (s, t) = done.ok_or_else(|| Error::NotFound(format!("{number} or {into}")))?;
+        tracing::info!(ticket = %s.number, into = %t.number, reports = t.reporters.len(), "ticket merged");
+        Ok((present(s, actor), present(t, actor)))
+    }
+
+    /// 撤销并单: restores a merged report as it was before the merge and takes its reporters off
+    /// the ticket it was merged into; both trails record it.
+    pub async fn unmerge(
+        &self,
+        number: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<(Ticket, TicketNumber), Error> {
+        let source = TicketNumber::parse(number).map_err(|_| Error::NotFound(number.to_owned()))?;
+        let done = self
+            .store
+            .unmerge_ticket(
+                &source,
+                |s, before| {
+                    if !visible(s, actor) {
+                        return Err(Error::NotFound(number.to_owned()));
+                    }
+                    let (Some(into), Some(before)) = (&s.merged_into, before) else {
+                        return Err(Error::invalid("number", format!("{number} is not merged")));
+                    };
+                    Ok(workflow::unmerge(
+                        &s.work,
+                        before,
+                        actor,
+                        now,
+                        into.as_str(),
+                    )?)
+                },
+                |s, t| AuditEvent {
+                    at: now,
+                    actor_id: actor.id,
+                    actor_name: actor.name.clone(),
+                    role: actor.role,
+                    action: ActionKind::Unmerge,
+                    from: Some(t.work.status),
+                    to: t.work.status,
+                    note: Some(format!("工单 {} 撤销并入", s.number)),
+                    data: serde_json::json!({ "removed": s.number }),
+                },
+            )
+            .await?;
+        let (ticket, from) = done.ok_or_else(|| Error::NotFound(number.to_owned()))?;
+        tracing::info!(ticket = %ticket.number, from = %from, "merge undone");
+        Ok((present(ticket, actor), from))
+    }
+
+    /// The possible duplicates of a ticket an agent has not decided on yet (`now` dates any
+    /// found at this look).
+    pub async fn duplicates(
+        &self,
+        number: &str,
+        viewer: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<Suggestion>, Error> {
+        let ticket = self.visible_ticket(number, viewer).await?;
+        if self.merge.enabled
+            && ticket.merged_into.is_none()
+            && ticket.work.status.is_open()
+            && !merge::has_place(&ticket.location)
+        {
+            // A report without a place was not searched at intake: look now, by category and
+            // words, and keep what is found so the agent can confirm or reject it.
+            let sub = merge::Submission {
+                content: ticket.content.clone(),
+                category: ticket.work.category.clone(),
+                location: ticket.location.clone(),
+                at: ticket.created_at,
+            };
+            let candidates = self
+                .store
+                .merge_candidates(
+                    &sub,
+                    self.merge.window(),
+                    self.merge.distance_m,
+                    Some(ticket.id),
+                )
+                .await?;
+            // Without a place nothing scores high enough to merge unasked.
+            let matches = match merge::decide(&sub, &candidates, &self.merge) {
+                Decision::Suggest(matches) => matches,
+                Decision::Merge(m) => vec![m],
+                Decision::New => Vec::new(),
+            };
+            self.store.add_suggestions(ticket.id, &matches, now).await?;
+        }
+        Ok(self.store.suggestions(&ticket.number).await?)
+    }
+
+    /// The agent says `other` is not a duplicate of `number`.
+    pub async fn reject_duplicate(
+        &self,
+        number: &str,
+        other: &str,
+        viewer: &Actor,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if !viewer.role.may_create_tickets() {
+            return Err(Error::Forbidden(format!(
+                "a user with role {} may not decide on duplicates",
+                viewer.role
+            )));
+        }
+        let ticket = self.visible_ticket(number, viewer).await?;
+        let other = TicketNumber::parse(other).map_err(|_| Error::NotFound(other.to_owned()))?;
+        if self
+            .store
+            .reject_suggestion(&ticket.number, &other, now)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "no open suggestion {other} for {number}"
+            )))
         }
     }
 
@@ -261,8 +548,13 @@ impl Tickets {
         match done.ok_or_else(|| Error::NotFound(number.to_owned()))? {
             Supplemented::Done(ticket) => {
                 tracing::info!(ticket = %ticket.number, "report supplemented");
+                let ticket = if merge::has_place(&add.location) {
+                    self.merge_placed(*ticket, now).await?
+                } else {
+                    *ticket
+                };
                 Ok(Supplementing {
-                    ticket: present(*ticket, actor),
+                    ticket: present(ticket, actor),
                     replayed: false,
                 })
             }
@@ -425,6 +717,9 @@ pub struct Intake {
     pub ticket: Ticket,
     /// The submission's key had been used: nothing new was stored.
     pub replayed: bool,
+    /// Open tickets that may report the same problem, for the agent to confirm or reject (the
+    /// middle band of the merge decision). An automatic merge shows in `ticket.merged_into`.
+    pub suggestions: Vec<Match>,
 }
 
 /// What [`Tickets::supplement`] did.
@@ -434,6 +729,16 @@ pub struct Supplementing {
     pub ticket: Ticket,
     /// The key had been used: nothing new was stored.
     pub replayed: bool,
+}
+
+/// Who automatic merges are recorded as.
+fn merge_actor() -> Actor {
+    Actor {
+        id: 0,
+        name: "自动并单".into(),
+        role: Role::Agent,
+        department: None,
+    }
 }
 
 fn visible(ticket: &Ticket, viewer: &Actor) -> bool {

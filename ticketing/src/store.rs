@@ -2,7 +2,8 @@
 //! through sqlx's `Any` driver and one migration set per backend.
 //!
 //! Tables: tickets and their trail (`tickets`), staff and sessions (`users`), call detail records
-//! (`calls`), the general audit log (`audit`).
+//! (`calls`), the general audit log (`audit`), city-app citizens with their codes, tokens, points
+//! and ratings (`citizens`).
 //!
 //! Invariant: only this module writes ticket rows, and every ticket change writes its audit event
 //! in the same transaction.
@@ -10,20 +11,25 @@
 mod audit;
 mod callbacks;
 mod calls;
+mod citizens;
+mod merges;
 mod outbox;
 mod threads;
 mod tickets;
 mod users;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{AnyPool, Executor, Row};
 use utoipa::ToSchema;
 
 pub use callbacks::AttemptError;
+pub use citizens::{Citizen, PointsEntry, StoredRating};
+pub use merges::Suggestion;
 pub use outbox::{PendingFetch, TicketChange};
 pub use threads::Thread;
 pub(crate) use tickets::{Inserted, Supplemented};
@@ -62,6 +68,9 @@ pub enum StoreError {
     /// A unique key already taken (a username, say).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The commit shared with other writers failed (SQLite group commit): nothing of it stayed.
+    #[error("database error at commit: {0}")]
+    Commit(Arc<sqlx::Error>),
 }
 
 impl StoreError {
@@ -100,8 +109,9 @@ impl StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time: queue writers here instead of spinning on SQLITE_BUSY.
-    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite has one writer at a time: queue writers here instead of spinning on SQLITE_BUSY,
+    /// and let the queue share commits ([`write`]).
+    write_turn: Option<Arc<write::WriteTurn>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -165,7 +175,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            write_turn: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            write_turn: (backend == Backend::Sqlite).then(Arc::default),
         })
     }
 
@@ -200,32 +210,17 @@ impl Store {
     }
 
     /// A write transaction. On SQLite it waits its turn and takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so it never fails half-way on a busy database.
+    /// (`BEGIN IMMEDIATE`), so it never fails half-way on a busy database, and it may share its
+    /// commit with the writers queued behind it ([`write`]).
     pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
-        let turn = match &self.write_turn {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(WriteTx { tx, _turn: turn })
+        match &self.write_turn {
+            Some(turn) => turn.begin(&self.pool).await,
+            None => Ok(WriteTx::alone(self.pool.begin().await?)),
+        }
     }
 }
 
-/// A write transaction holding SQLite's write turn until it ends.
-pub(crate) struct WriteTx {
-    pub(crate) tx: Transaction<'static, Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
+pub(crate) use write::WriteTx;
 
 /// Timestamps are stored as milliseconds since the Unix epoch on both backends.
 pub(crate) fn to_millis(t: jiff::Timestamp) -> i64 {

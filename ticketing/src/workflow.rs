@@ -311,6 +311,10 @@ pub enum ActionKind {
     Close,
     /// 补充: the citizen added words, photos or a place to an open report (no status change).
     Supplement,
+    /// 并单: a duplicate report closed into the ticket that handles the problem (both trails).
+    Merge,
+    /// 撤销并单: a merge undone; the report is restored as it was.
+    Unmerge,
 }
 
 impl ActionKind {
@@ -349,6 +353,8 @@ impl ActionKind {
             ActionKind::Callback => "callback",
             ActionKind::Close => "close",
             ActionKind::Supplement => "supplement",
+            ActionKind::Merge => "merge",
+            ActionKind::Unmerge => "unmerge",
         }
     }
 
@@ -370,6 +376,8 @@ impl ActionKind {
             ActionKind::Callback => "回访",
             ActionKind::Close => "结案",
             ActionKind::Supplement => "补充",
+            ActionKind::Merge => "并单",
+            ActionKind::Unmerge => "撤销并单",
         }
     }
 
@@ -378,7 +386,14 @@ impl ActionKind {
         use ActionKind as A;
         use Role as R;
         match self {
-            A::Create | A::Supplement | A::File | A::Reject | A::AnswerOnSpot | A::Dispatch => {
+            A::Create
+            | A::Supplement
+            | A::Merge
+            | A::Unmerge
+            | A::File
+            | A::Reject
+            | A::AnswerOnSpot
+            | A::Dispatch => {
                 matches!(role, R::Agent | R::Dispatcher | R::Supervisor)
             }
             A::Accept | A::Return | A::Complete | A::RequestExtension => role == R::Department,
@@ -394,7 +409,8 @@ impl ActionKind {
         use Status as S;
         match self {
             A::Create => false,
-            A::Supplement => status.is_open(),
+            A::Supplement | A::Merge => status.is_open(),
+            A::Unmerge => status == S::Closed,
             A::File | A::Reject | A::AnswerOnSpot => status == S::Received,
             A::Dispatch => matches!(status, S::Filed | S::Returned),
             A::Accept => status == S::Dispatched,
@@ -417,11 +433,16 @@ impl fmt::Display for ActionKind {
 impl FromStr for ActionKind {
     type Err = UnknownCode;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [ActionKind::Create, ActionKind::Supplement]
-            .into_iter()
-            .chain(ActionKind::TRANSITIONS)
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| UnknownCode::new("action", s))
+        [
+            ActionKind::Create,
+            ActionKind::Supplement,
+            ActionKind::Merge,
+            ActionKind::Unmerge,
+        ]
+        .into_iter()
+        .chain(ActionKind::TRANSITIONS)
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| UnknownCode::new("action", s))
     }
 }
 
@@ -774,6 +795,96 @@ pub fn supplement(
         to: state.status,
         note,
         data,
+    })
+}
+
+/// 并单: what merging the report `source` into the ticket `target` does to each. The source is
+/// closed (its clock stops) and its trail says where it went, keeping the state it had so an
+/// unmerge can restore it; the target's trail records the new report and, when `raise` is set
+/// (the configured report count is reached), the target becomes 紧急.
+pub fn merge(
+    source: &WorkState,
+    target: &WorkState,
+    actor: &Actor,
+    now: Timestamp,
+    names: (&str, &str),
+    raise: bool,
+) -> Result<(Transition, Transition), WorkflowError> {
+    precheck(source, actor, ActionKind::Merge)?;
+    precheck(target, actor, ActionKind::Merge)?;
+    let (source_number, target_number) = names;
+    let mut closed = source.clone();
+    closed.finish(now);
+    closed.status = Status::Closed;
+    let mut kept = target.clone();
+    let raised = raise && kept.priority == Priority::Normal;
+    if raised {
+        kept.priority = Priority::Urgent;
+    }
+    let event = |action_state: &WorkState, from: Status, data: serde_json::Value, note: String| {
+        AuditEvent {
+            at: now,
+            actor_id: actor.id,
+            actor_name: actor.name.clone(),
+            role: actor.role,
+            action: ActionKind::Merge,
+            from: Some(from),
+            to: action_state.status,
+            note: Some(note),
+            data,
+        }
+    };
+    let source_event = event(
+        &closed,
+        source.status,
+        serde_json::json!({ "into": target_number, "before": source }),
+        format!("并入工单 {target_number}"),
+    );
+    let target_event = event(
+        &kept,
+        target.status,
+        serde_json::json!({ "from": source_number, "raised_priority": raised }),
+        if raised {
+            format!("工单 {source_number} 并入；反映次数达到阈值，升为紧急")
+        } else {
+            format!("工单 {source_number} 并入")
+        },
+    );
+    Ok((
+        Transition {
+            state: closed,
+            event: source_event,
+        },
+        Transition {
+            state: kept,
+            event: target_event,
+        },
+    ))
+}
+
+/// 撤销并单: restores a merged report to `before` (the state the merge kept in its trail).
+pub fn unmerge(
+    merged: &WorkState,
+    before: WorkState,
+    actor: &Actor,
+    now: Timestamp,
+    from_number: &str,
+) -> Result<Transition, WorkflowError> {
+    precheck(merged, actor, ActionKind::Unmerge)?;
+    let event = AuditEvent {
+        at: now,
+        actor_id: actor.id,
+        actor_name: actor.name.clone(),
+        role: actor.role,
+        action: ActionKind::Unmerge,
+        from: Some(merged.status),
+        to: before.status,
+        note: Some(format!("撤销并入工单 {from_number}")),
+        data: serde_json::json!({ "from": from_number }),
+    };
+    Ok(Transition {
+        state: before,
+        event,
     })
 }
 

@@ -135,7 +135,7 @@ fn spec_roles(kind: ActionKind) -> &'static [Role] {
         K::Escalate => &[R::Dispatcher, R::Supervisor],
         K::Callback => &[R::Agent, R::Supervisor],
         K::Create => &[],
-        K::Supplement => &[R::Agent, R::Dispatcher, R::Supervisor],
+        K::Supplement | K::Merge | K::Unmerge => &[R::Agent, R::Dispatcher, R::Supervisor],
     }
 }
 
@@ -402,7 +402,9 @@ fn realise(step: &Step, state: &WorkState, prev_now: Timestamp) -> (Actor, Actio
         ActionKind::Close => Action::Close {
             note: opt_text(step.text_pick),
         },
-        ActionKind::Create | ActionKind::Supplement => unreachable!(),
+        ActionKind::Create | ActionKind::Supplement | ActionKind::Merge | ActionKind::Unmerge => {
+            unreachable!()
+        }
     };
     (actor, action, now)
 }

@@ -97,7 +97,7 @@ pub struct TicketSummary {
     pub updated_at: Timestamp,
 }
 
-const TICKET_COLUMNS: &str = "t.id, t.number, t.hotline, t.channel, t.status, t.priority, t.category, \
+pub(super) const TICKET_COLUMNS: &str = "t.id, t.number, t.hotline, t.channel, t.status, t.priority, t.category, \
     t.department, t.content, t.address, t.lat, t.lon, t.grid_code, t.work_state, t.current_due, \
     t.created_at, t.updated_at, (SELECT m.number FROM tickets m WHERE m.id = t.merged_into) AS merged_number";
 
@@ -116,10 +116,20 @@ impl Store {
         state: &WorkState,
         event: &AuditEvent,
         origin: &Origin<'_>,
+        suggestions: &[crate::merge::Match],
     ) -> Result<Inserted, StoreError> {
         let key = origin.key;
         match self
-            .try_insert_ticket(new, hotline, channel, day, state, event, origin)
+            .try_insert_ticket(
+                new,
+                hotline,
+                channel,
+                day,
+                state,
+                event,
+                origin,
+                suggestions,
+            )
             .await
         {
             // Two requests with one key raced past the look-up (PostgreSQL): the loser reads
@@ -151,6 +161,7 @@ impl Store {
         state: &WorkState,
         event: &AuditEvent,
         origin: &Origin<'_>,
+        suggestions: &[crate::merge::Match],
     ) -> Result<Inserted, StoreError> {
         let key = origin.key;
         let now = event.at;
@@ -160,6 +171,8 @@ impl Store {
         if let Some(key) = key
             && let Some(number) = key_owner(&mut w.tx, key).await?
         {
+            // The owner may be in this batch, not yet on disk: wait for it before telling.
+            w.commit().await?;
             return Ok(Inserted::Existing(number));
         }
         let sequence: i64 = sqlx::query_scalar(
@@ -210,6 +223,7 @@ impl Store {
         if let Some((channel, sender)) = origin.thread {
             super::threads::upsert(&mut w.tx, channel, sender, id, now).await?;
         }
+        super::merges::insert_suggestions(&mut w.tx, id, suggestions, now).await?;
         w.commit().await?;
         Ok(Inserted::New(Box::new(Ticket {
             id,
@@ -246,6 +260,8 @@ impl Store {
         if let Some(key) = key
             && let Some(owner) = key_owner(&mut w.tx, key).await.map_err(E::from)?
         {
+            // The owner may be in this batch, not yet on disk: wait for it before telling.
+            w.commit().await.map_err(E::from)?;
             return Ok(Some(Supplemented::Replayed(owner)));
         }
         let lock = match self.backend {
@@ -691,7 +707,7 @@ async fn insert_reporter(
     Ok(())
 }
 
-async fn insert_event(
+pub(super) async fn insert_event(
     conn: &mut sqlx::AnyConnection,
     ticket_id: i64,
     e: &AuditEvent,
@@ -715,7 +731,10 @@ async fn insert_event(
     Ok(())
 }
 
-async fn load_ticket(conn: &mut sqlx::AnyConnection, row: &AnyRow) -> Result<Ticket, StoreError> {
+pub(super) async fn load_ticket(
+    conn: &mut sqlx::AnyConnection,
+    row: &AnyRow,
+) -> Result<Ticket, StoreError> {
     const T: &str = "tickets";
     let id: i64 = row.try_get("id")?;
     let work: String = row.try_get("work_state")?;
