@@ -449,9 +449,19 @@ impl OfficialAccount {
                 if now.duration_since(last_at)
                     <= SignedDuration::from_mins(i64::from(self.cfg.thread_minutes)) =>
             {
-                // A ticket that was closed meanwhile takes no more: the next message is new.
+                // A ticket that was closed meanwhile takes no more: the next message is new. A
+                // report merged into another ticket adds to that one.
                 match self.tickets.get(ticket.as_str(), &Self::actor()).await {
                     Ok(t) if t.work.status.is_open() && t.merged_into.is_none() => Some(ticket),
+                    Ok(t) => match t.merged_into {
+                        Some(target) => {
+                            match self.tickets.get(target.as_str(), &Self::actor()).await {
+                                Ok(t) if t.work.status.is_open() => Some(target),
+                                _ => None,
+                            }
+                        }
+                        None => None,
+                    },
                     _ => None,
                 }
             }
@@ -505,6 +515,12 @@ impl OfficialAccount {
     }
 
     fn opened_text(&self, ticket: &Ticket) -> String {
+        if let Some(target) = &ticket.merged_into {
+            return format!(
+                "您反映的问题已受理，工单号：{}。\n已有市民反映过同一问题，已并入工单 {target} 一并办理，办理进度会通知您。\n{} 分钟内继续发送的照片、语音或位置会补充到工单 {target}。",
+                ticket.number, self.cfg.thread_minutes
+            );
+        }
         format!(
             "您反映的问题已受理，工单号：{}。\n{} 分钟内继续发送的照片、语音或位置会补充到这张工单。\n发送工单号可查询办理进度。",
             ticket.number, self.cfg.thread_minutes
@@ -604,16 +620,7 @@ impl OfficialAccount {
 
 /// What a citizen is told about a status: the centre's internal steps read as plain words.
 pub fn status_for_citizens(status: Status) -> &'static str {
-    match status {
-        Status::Received => "已受理，待审核",
-        Status::Rejected => "不予立案",
-        Status::Filed => "已立案，待派遣",
-        Status::Dispatched | Status::Returned => "已派遣，待承办单位签收",
-        Status::InProgress => "承办单位处置中",
-        Status::Completed => "已处置，待核查",
-        Status::AwaitingCallback => "已办结，待回访",
-        Status::AwaitingClose | Status::Closed => "已办结",
-    }
+    ticketing::citizens::status_for_citizens(status)
 }
 
 fn stripe_of(openid: &str) -> usize {

@@ -12,6 +12,7 @@ use ticketing::{ActionKind, Tickets};
 
 use super::account::status_for_citizens;
 use super::api::{ApiError, WechatApi};
+use crate::media;
 use crate::photo::{self, PhotoFormat, PhotoLimits};
 
 /// The scheme of attachments still at WeChat.
@@ -116,27 +117,14 @@ impl Worker {
             (media.bytes, ext, mime)
         };
         let day = self.tickets.sla().calendar().local_date(now);
-        let rel = format!(
-            "media/{:04}/{:02}/{:02}/{}-{}.{ext}",
-            day.year(),
-            day.month(),
-            day.day(),
-            job.ticket,
-            job.attachment_id
-        );
-        let path = self.data_dir.join(&rel);
-        let write = async {
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
-            let tmp = path.with_extension("part");
-            tokio::fs::write(&tmp, &bytes).await?;
-            tokio::fs::rename(&tmp, &path).await
-        };
-        write.await.map_err(|e| Failure {
-            message: format!("cannot write {}: {e}", path.display()),
-            retry: true,
-        })?;
+        let stem = format!("{}-{}", job.ticket, job.attachment_id);
+        let rel = media::relative_path(day, &stem, ext);
+        media::write(&self.data_dir, &rel, &bytes)
+            .await
+            .map_err(|e| Failure {
+                message: format!("cannot write {rel}: {e}"),
+                retry: true,
+            })?;
         Ok((rel, mime))
     }
 
@@ -180,6 +168,11 @@ pub fn notice_text(change: &TicketChange) -> Option<String> {
         ActionKind::AnswerOnSpot => "已答复办结",
         ActionKind::Complete => "承办单位已处置完毕，待核查",
         ActionKind::Close => "已办结",
+        // The report merged away is told where it went; the target's reporters are not told
+        // about each new duplicate.
+        ActionKind::Merge if change.status == ticketing::Status::Closed => {
+            "已与其他市民反映的同一问题合并办理"
+        }
         _ => return None,
     };
     Some(format!(
