@@ -52,9 +52,18 @@ pub struct Config {
     /// Time limits.
     #[serde(default)]
     pub sla: SlaConfig,
+    /// Duplicate merging (`[merge]`): on by default.
+    #[serde(default)]
+    pub merge: ticketing::merge::MergePolicy,
     /// The WeChat official account (`[wechat]`); off when absent and not set by environment.
     #[serde(default)]
     pub wechat: Option<channels::wechat::account::WechatConfig>,
+    /// The public web form (`[web_form]`, `/report`): on by default.
+    #[serde(default)]
+    pub web_form: crate::http::web_form::WebFormConfig,
+    /// The citizen app API (`[app]`, `/api/v1/app/`); off when absent and not set by environment.
+    #[serde(default)]
+    pub app: Option<crate::citizens::AppConfig>,
 }
 
 /// `[http]`.
@@ -241,6 +250,11 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
         }
     }
     wechat_settings(&mut config, &env)?;
+    crate::citizens::AppConfig::settle(&mut config.app, &env)?;
+    config
+        .merge
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let source = |key: &str| {
         OVERRIDES
             .iter()
@@ -290,6 +304,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     if config.hotlines.is_empty() {
         bail!("hotline: configure at least one [[hotline]] with a number and a name");
     }
+    config
+        .web_form
+        .validate(&config.hotlines)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     for (i, h) in config.hotlines.iter().enumerate() {
         if h.number.is_empty()
             || !h.number.bytes().all(|b| b.is_ascii_alphanumeric())

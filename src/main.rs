@@ -5,6 +5,7 @@
 
 mod auth;
 mod calls;
+mod citizens;
 mod config;
 mod http;
 mod prompts;
@@ -351,7 +352,8 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         loaded.catalogue,
         loaded.directory,
         loaded.config.hotlines.clone(),
-    );
+    )
+    .with_merge_policy(loaded.config.merge.clone());
     let records = tokio::spawn(calls::write_records(tickets.clone(), call_events_rx, node));
     let calendars: std::collections::BTreeMap<String, Arc<dyn ivr::flow::Calendar>> = loaded
         .hours
@@ -420,6 +422,15 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let citizen_app = loaded.config.app.as_ref().map(|cfg| {
+        tokio::spawn(citizens::award_points(
+            tickets.clone(),
+            cfg.points,
+            std::time::Duration::from_millis(cfg.points_every_ms),
+        ));
+        tracing::info!("citizen app API: /api/v1/app/");
+        Arc::new(http::app::CitizenApp::new(cfg))
+    });
     let http_cfg = loaded.config.http.clone();
     let app = http::App {
         tickets,
@@ -433,6 +444,10 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         data_dir: loaded.config.data_dir.clone(),
         queues: Some(gateway.queues()),
         wechat,
+        web_form: Some(Arc::new(http::web_form::WebForm::new(
+            loaded.config.web_form.clone(),
+        ))),
+        citizen_app,
     };
     let listener = tokio::net::TcpListener::bind(loaded.http_listen)
         .await

@@ -434,3 +434,136 @@ fn a_bad_config_stops_the_service_naming_the_key() {
         "{err}"
     );
 }
+
+/// 并单 over HTTP: an automatic merge at intake, a suggestion the agent confirms, a refused merge,
+/// and an unmerge, each visible in the ticket views and trails.
+#[tokio::test]
+async fn duplicates_are_merged_suggested_and_unmerged_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("api.db").display());
+    let server = start(&url);
+    let agent = Client::login(&server.base, "agent").await;
+    let report = |phone: &str, content: &str, lat: f64, address: Option<&str>| {
+        json!({
+            "channel": "app",
+            "reporter": {"phone": phone},
+            "content": content,
+            "location": {"lat": lat, "lon": 115.7790, "address": address},
+        })
+    };
+    let (status, first) = agent
+        .post(
+            "/api/v1/tickets",
+            report(
+                "13800000001",
+                "人民路光明路路口污水井盖丢了，很危险",
+                33.8446,
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first_number = first["number"].as_str().unwrap().to_owned();
+    // 20 m away, the same words: merged at once.
+    let (status, second) = agent
+        .post(
+            "/api/v1/tickets",
+            report(
+                "13800000002",
+                "光明路口的污水井盖不见了，有个大洞",
+                33.8448,
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["merged_into"], first_number.as_str(), "{second}");
+    assert_eq!(second["status"], "closed");
+    let (_, target) = agent.get(&format!("/api/v1/tickets/{first_number}")).await;
+    assert_eq!(target["reported_times"], 2, "{target}");
+    assert_eq!(target["reporters"].as_array().unwrap().len(), 2);
+
+    // Without coordinates, the same address: only a suggestion, which the agent confirms.
+    let (_, placed) = agent
+        .post(
+            "/api/v1/tickets",
+            json!({"channel": "app", "reporter": {"phone": "13800000011"},
+                   "content": "北京路菜市场门口垃圾很多没人清理",
+                   "location": {"address": "谯城区北京路菜市场"}}),
+        )
+        .await;
+    let placed_number = placed["number"].as_str().unwrap().to_owned();
+    let (_, third) = agent
+        .post(
+            "/api/v1/tickets",
+            json!({"channel": "app", "reporter": {"phone": "13800000012"},
+                   "content": "北京路菜市场门口垃圾堆积好几天了",
+                   "location": {"address": "谯城区北京路菜市场"}}),
+        )
+        .await;
+    let third_number = third["number"].as_str().unwrap().to_owned();
+    assert!(third["merged_into"].is_null(), "{third}");
+    assert_eq!(
+        third["possible_duplicates"][0]["number"],
+        placed_number.as_str(),
+        "{third}"
+    );
+    let (status, listed) = agent
+        .get(&format!("/api/v1/tickets/{third_number}/duplicates"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["number"], placed_number.as_str());
+
+    // A merge into itself, or into a ticket that was itself merged, is refused.
+    let (status, problem) = agent
+        .post(
+            &format!("/api/v1/tickets/{third_number}/merge"),
+            json!({"into": third_number}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {problem}");
+    let (status, problem) = agent
+        .post(
+            &format!("/api/v1/tickets/{third_number}/merge"),
+            json!({"into": second["number"]}),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {problem}");
+
+    let (status, merged) = agent
+        .post(
+            &format!("/api/v1/tickets/{third_number}/merge"),
+            json!({"into": placed_number}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["target"], placed_number.as_str());
+    assert_eq!(merged["reported_times"], 2);
+    assert_eq!(merged["ticket"]["merged_into"], placed_number.as_str());
+
+    // Unmerge the automatic one: restored, and the first ticket has one reporter again.
+    let (status, restored) = agent
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/unmerge",
+                second["number"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert!(restored["ticket"]["merged_into"].is_null());
+    assert_eq!(restored["ticket"]["status"], "received");
+    let (_, target) = agent.get(&format!("/api/v1/tickets/{first_number}")).await;
+    assert_eq!(target["reported_times"], 1, "{target}");
+    let (_, trail) = agent
+        .get(&format!("/api/v1/tickets/{first_number}/events"))
+        .await;
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "merge", "unmerge"], "{trail}");
+}

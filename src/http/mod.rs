@@ -1,15 +1,18 @@
 //! The HTTP API (`/api/v1`), operations endpoints and the OpenAPI document. Handlers are thin:
 //! they take typed extractors, call one `ticketing` function and map errors in [`problem`].
 
+pub mod app;
 pub mod callbacks;
 pub mod calls;
 pub mod ops;
 pub mod problem;
 pub mod queues;
 pub mod reference;
+pub mod report_form;
 pub mod session;
 pub mod tickets;
 pub mod users;
+pub mod web_form;
 pub mod wechat;
 
 use std::path::PathBuf;
@@ -45,6 +48,10 @@ pub struct App {
     pub queues: Option<sip_gateway::Queues>,
     /// The WeChat official account's server; None when `[wechat]` is not configured.
     pub wechat: Option<channels::wechat::account::OfficialAccount>,
+    /// The public web form (`/report`); None when the router is built without one.
+    pub web_form: Option<Arc<web_form::WebForm>>,
+    /// The citizen app API (`/api/v1/app/`); None when `[app]` is not configured.
+    pub citizen_app: Option<Arc<app::CitizenApp>>,
 }
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -54,12 +61,16 @@ pub struct App {
     paths(
         session::login, session::logout, session::me,
         tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
+        tickets::merge, tickets::unmerge, tickets::duplicates, tickets::reject_duplicate,
         calls::list, calls::get, calls::recording,
         queues::list, queues::set_agent_state, callbacks::list, callbacks::attempt,
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
         ops::healthz, ops::metrics,
         wechat::verify, wechat::receive,
+        web_form::form, web_form::submit, web_form::lookup,
+        app::request_code, app::login, app::logout, app::me, app::submit, app::list, app::one,
+        app::rate, app::points,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security),
@@ -72,6 +83,8 @@ pub struct App {
         (name = "users", description = "Staff accounts"),
         (name = "ops", description = "Health and metrics"),
         (name = "channels", description = "Citizen channels: the WeChat official account's server URL"),
+        (name = "app", description = "The city app (城市App): citizens log in by phone code, report with photos, follow and rate their reports, earn points"),
+        (name = "web", description = "The public web form (网上反映, no login): report with photos, look up by number and phone"),
     )
 )]
 pub struct ApiDoc;
@@ -114,6 +127,13 @@ pub fn router(app: App) -> Router {
         .route("/tickets/{number}", get(tickets::get))
         .route("/tickets/{number}/transitions", post(tickets::transition))
         .route("/tickets/{number}/events", get(tickets::events))
+        .route("/tickets/{number}/merge", post(tickets::merge))
+        .route("/tickets/{number}/unmerge", post(tickets::unmerge))
+        .route("/tickets/{number}/duplicates", get(tickets::duplicates))
+        .route(
+            "/tickets/{number}/duplicates/{other}/reject",
+            post(tickets::reject_duplicate),
+        )
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/recording", get(calls::recording))
@@ -130,15 +150,31 @@ pub fn router(app: App) -> Router {
             get(wechat::verify).post(wechat::receive),
         )
         .route("/openapi.json", get(openapi));
+    // The API takes at most 2 MiB a request; routes that take photos are merged outside it with
+    // a limit of their own (`report_form::upload_body_limit`).
+    let web_photos = app
+        .web_form
+        .as_ref()
+        .map(|f| *f.photo_limits())
+        .unwrap_or_default();
+    let app_photos = app
+        .citizen_app
+        .as_ref()
+        .map(|a| a.limits)
+        .unwrap_or_default();
     Router::new()
-        .nest("/api/v1", api)
+        .nest(
+            "/api/v1",
+            api.layer(tower_http::limit::RequestBodyLimitLayer::new(
+                2 * 1024 * 1024,
+            )),
+        )
+        .merge(web_form::routes(&web_photos))
+        .merge(app::routes(&app_photos))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(ops::track))
         .layer(TraceLayer::new_for_http())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            2 * 1024 * 1024,
-        ))
         .with_state(app)
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use ticketing::model::{Attachment, Location, Reporter};
 use ticketing::sla::Stage;
-use ticketing::store::{Page, TicketFilter, TicketSummary};
+use ticketing::store::{Origin, Page, TicketFilter, TicketSummary};
 use ticketing::workflow::{self, Counters, ExtensionRequest, Satisfaction, StageClock};
 use ticketing::{Action, ActionKind, AuditEvent, Channel, NewTicket, Priority, Status, Ticket};
 use utoipa::{IntoParams, ToSchema};
@@ -65,6 +65,12 @@ pub struct TicketView {
     /// Ticket this was merged into.
     #[schema(value_type = Option<String>)]
     pub merged_into: Option<String>,
+    /// How many citizens reported it (反映次数): more than one after merges.
+    pub reported_times: usize,
+    /// Open tickets that may report the same problem, for the agent to merge or reject (only
+    /// in the answer to the intake).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub possible_duplicates: Vec<ticketing::store::Suggestion>,
     /// Steps the asking user may take now.
     pub available_actions: Vec<ActionKind>,
     /// Received.
@@ -135,6 +141,8 @@ impl TicketView {
             category_name,
             department: work.department.clone(),
             department_name,
+            reported_times: t.reporters.len(),
+            possible_duplicates: Vec::new(),
             reporters: t.reporters,
             content: t.content,
             location: t.location,
@@ -241,15 +249,25 @@ pub async fn create(
     ApiJson(new): ApiJson<NewTicket>,
 ) -> Result<Response, Problem> {
     let now = Timestamp::now();
-    let ticket = app.tickets.intake(new, &user.0.actor(), now).await?;
+    let actor = user.0.actor();
+    let intake = app
+        .tickets
+        .intake_once(new, &Origin::default(), &actor, now)
+        .await?;
+    let ticket = intake.ticket;
     metrics::counter!("hotline_tickets_created_total", "channel" => ticket.channel.as_str())
         .increment(1);
     let location = format!("/api/v1/tickets/{}", ticket.number);
-    let mut response = (
-        StatusCode::CREATED,
-        axum::Json(TicketView::new(&app, ticket, &user, now)),
-    )
-        .into_response();
+    let possible_duplicates = if intake.suggestions.is_empty() {
+        Vec::new()
+    } else {
+        app.tickets
+            .duplicates(ticket.number.as_str(), &actor, now)
+            .await?
+    };
+    let mut view = TicketView::new(&app, ticket, &user, now);
+    view.possible_duplicates = possible_duplicates;
+    let mut response = (StatusCode::CREATED, axum::Json(view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -328,4 +346,101 @@ pub async fn events(
     Ok(axum::Json(
         app.tickets.history(&number, &user.0.actor()).await?,
     ))
+}
+
+/// Which ticket to merge into.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The open ticket that handles the same problem.
+    pub into: String,
+}
+
+/// The two tickets after a merge or unmerge.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeResponse {
+    /// The report that was merged (now closed into `target`) or restored.
+    pub ticket: TicketView,
+    /// The ticket it went into or came out of.
+    #[schema(value_type = String)]
+    pub target: String,
+    /// Citizens who reported the problem, on the target.
+    pub reported_times: Option<usize>,
+}
+
+/// 并单: the agent confirms that this report duplicates `into`; it is closed into it and its
+/// reporters join it.
+#[utoipa::path(post, path = "/api/v1/tickets/{number}/merge", tag = "tickets",
+    params(("number" = String, Path, description = "The duplicate report")),
+    request_body = MergeRequest,
+    responses((status = 200, body = MergeResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn merge(
+    State(app): State<App>,
+    user: CurrentUser,
+    ApiPath(number): ApiPath<String>,
+    ApiJson(req): ApiJson<MergeRequest>,
+) -> Result<axum::Json<MergeResponse>, Problem> {
+    let now = Timestamp::now();
+    let (ticket, target) = app
+        .tickets
+        .merge_into(&number, &req.into, &user.0.actor(), now)
+        .await?;
+    Ok(axum::Json(MergeResponse {
+        target: target.number.to_string(),
+        reported_times: Some(target.reporters.len()),
+        ticket: TicketView::new(&app, ticket, &user, now),
+    }))
+}
+
+/// 撤销并单: restores a merged report as it was, and takes its reporters off the target.
+#[utoipa::path(post, path = "/api/v1/tickets/{number}/unmerge", tag = "tickets",
+    params(("number" = String, Path, description = "The merged report")),
+    responses((status = 200, body = MergeResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn unmerge(
+    State(app): State<App>,
+    user: CurrentUser,
+    ApiPath(number): ApiPath<String>,
+) -> Result<axum::Json<MergeResponse>, Problem> {
+    let now = Timestamp::now();
+    let (ticket, from) = app.tickets.unmerge(&number, &user.0.actor(), now).await?;
+    Ok(axum::Json(MergeResponse {
+        target: from.to_string(),
+        reported_times: None,
+        ticket: TicketView::new(&app, ticket, &user, now),
+    }))
+}
+
+/// Possible duplicates of a ticket that no one has decided on yet, best first.
+#[utoipa::path(get, path = "/api/v1/tickets/{number}/duplicates", tag = "tickets",
+    params(("number" = String, Path, description = "Ticket number")),
+    responses((status = 200, body = Vec<ticketing::store::Suggestion>), (status = 404, body = Problem)),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn duplicates(
+    State(app): State<App>,
+    user: CurrentUser,
+    ApiPath(number): ApiPath<String>,
+) -> Result<axum::Json<Vec<ticketing::store::Suggestion>>, Problem> {
+    Ok(axum::Json(
+        app.tickets
+            .duplicates(&number, &user.0.actor(), Timestamp::now())
+            .await?,
+    ))
+}
+
+/// The agent says `other` is not a duplicate of this ticket.
+#[utoipa::path(post, path = "/api/v1/tickets/{number}/duplicates/{other}/reject", tag = "tickets",
+    params(("number" = String, Path), ("other" = String, Path, description = "The suggested ticket")),
+    responses((status = 204), (status = 404, body = Problem)),
+    security(("bearer" = []), ("cookie" = [])))]
+pub async fn reject_duplicate(
+    State(app): State<App>,
+    user: CurrentUser,
+    ApiPath((number, other)): ApiPath<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    app.tickets
+        .reject_duplicate(&number, &other, &user.0.actor(), Timestamp::now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,7 @@
-//! What the end-to-end tests share: a logged-in API client, and the SIP fixture ([`sip`]).
+//! What the end-to-end tests share: a logged-in API client, the SIP fixture ([`sip`]) and a
+//! headless browser ([`browser`]).
 
+pub mod browser;
 pub mod sip;
 
 use reqwest::StatusCode;

@@ -46,6 +46,8 @@ pub struct Sip {
     pub tone_prompts: bool,
     /// More sections appended to hotline.toml (`[wechat]`).
     pub extra: String,
+    /// `database_url` (a PostgreSQL test schema's); the data directory's SQLite file when None.
+    pub database_url: Option<String>,
 }
 
 /// One `[[sip.trunk]]`.
@@ -72,6 +74,7 @@ impl Default for Sip {
             queues: None,
             tone_prompts: false,
             extra: String::new(),
+            database_url: None,
         }
     }
 }
@@ -144,8 +147,13 @@ impl Hotline {
         } else {
             (String::new(), String::new())
         };
+        let database = sip
+            .database_url
+            .as_ref()
+            .map(|url| format!("database_url = {url:?}\n"))
+            .unwrap_or_default();
         let config = format!(
-            "data_dir = {data:?}\ncategories = \"{ROOT}/config/categories.toml\"\ndepartments = \"{ROOT}/config/departments.toml\"\nprompts = \"{ROOT}/config/prompts.toml\"\nqueues = {queues:?}\nivr = \"{ROOT}/config/ivr\"\n\n\
+            "{database}data_dir = {data:?}\ncategories = \"{ROOT}/config/categories.toml\"\ndepartments = \"{ROOT}/config/departments.toml\"\nprompts = \"{ROOT}/config/prompts.toml\"\nqueues = {queues:?}\nivr = \"{ROOT}/config/ivr\"\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n{sip}\n\
              [[hotline]]\nnumber = \"12319\"\nname = \"城市管理服务热线\"\naliases = [\"+8655112319\"]\n{hours}\n\
              [calendar]\ntimezone = \"Asia/Shanghai\"\n{holidays}\n{extra}",
@@ -228,7 +236,9 @@ impl Hotline {
             .env_remove("HOTLINE_WECHAT_TOKEN")
             .env_remove("HOTLINE_WECHAT_APPID")
             .env_remove("HOTLINE_WECHAT_AES_KEY")
-            .env_remove("HOTLINE_WECHAT_SECRET");
+            .env_remove("HOTLINE_WECHAT_SECRET")
+            .env_remove("HOTLINE_APP_SENDER")
+            .env_remove("HOTLINE_APP_CODE_FILE");
         cmd
     }
 
