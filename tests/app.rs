@@ -756,6 +756,13 @@ async fn citizen_reports_follows_rates_and_earns_points(database_url: Option<Str
     );
     let (status, _) = bob.post(&rating, json!({"stars": 1})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "only the reporter rates");
+    // Staff see the citizen's rating on the ticket.
+    let (_, ticket) = staff.get(&format!("/api/v1/tickets/{number}")).await;
+    assert_eq!(
+        ticket["citizen_ratings"][0]["comment"], "处理很及时",
+        "{ticket}"
+    );
+    assert_eq!(ticket["citizen_ratings"].as_array().unwrap().len(), 1);
 
     // Closing added the closing points, once.
     let p = wait_for_points(&alice, ON_FILE + ON_CLOSE).await;

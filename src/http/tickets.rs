@@ -60,8 +60,15 @@ pub struct TicketView {
     pub counters: Counters,
     /// A 延期 request waiting for a decision.
     pub extension: Option<ExtensionRequest>,
-    /// The last 回访 result.
+    /// The last 回访 result (of a merged ticket: the least satisfied reporter's).
     pub satisfaction: Option<Satisfaction>,
+    /// This round's 回访 answers by reporter (index in `reporters`): a merged ticket waits in
+    /// 待回访 until every reporter has been asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<ticketing::workflow::CallbackAnswer>,
+    /// Citizens' own ratings of the result (city app), in the single-ticket view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citizen_ratings: Vec<ticketing::store::StoredRating>,
     /// Ticket this was merged into.
     #[schema(value_type = Option<String>)]
     pub merged_into: Option<String>,
@@ -157,6 +164,8 @@ impl TicketView {
             counters: work.counters,
             extension: work.extension.clone(),
             satisfaction: work.satisfaction,
+            callbacks: work.callbacks.clone(),
+            citizen_ratings: Vec::new(),
             merged_into: t.merged_into.map(|n| n.to_string()),
             available_actions: workflow::available(work, &user.0.actor(), now),
             created_at: t.created_at,
@@ -285,12 +294,10 @@ pub async fn get(
     ApiPath(number): ApiPath<String>,
 ) -> Result<axum::Json<TicketView>, Problem> {
     let ticket = app.tickets.get(&number, &user.0.actor()).await?;
-    Ok(axum::Json(TicketView::new(
-        &app,
-        ticket,
-        &user,
-        Timestamp::now(),
-    )))
+    let ratings = app.tickets.store().ratings_of(ticket.id).await?;
+    let mut view = TicketView::new(&app, ticket, &user, Timestamp::now());
+    view.citizen_ratings = ratings;
+    Ok(axum::Json(view))
 }
 
 /// The result of a workflow step.

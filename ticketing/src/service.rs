@@ -695,8 +695,12 @@ impl Tickets {
                 if !visible(ticket, actor) {
                     return Err(Error::NotFound(number.to_owned()));
                 }
-                Ok(workflow::apply(
+                let facts = workflow::Facts {
+                    reporters: u32::try_from(ticket.reporters.len()).unwrap_or(u32::MAX),
+                };
+                Ok(workflow::apply_with(
                     &ticket.work,
+                    facts,
                     actor,
                     action,
                     now,

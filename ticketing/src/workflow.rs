@@ -264,11 +264,15 @@ pub enum Action {
         #[serde(default)]
         note: Option<String>,
     },
-    /// 回访 result.
+    /// 回访 result of one reporter. A merged ticket has several: each is asked, by index in the
+    /// ticket's reporters (default: the first not yet asked), and the ticket moves on when every
+    /// one has answered, or at once when one is not satisfied.
     Callback {
         result: Satisfaction,
         #[serde(default)]
         note: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reporter: Option<u32>,
     },
     /// 结案.
     Close {
@@ -566,9 +570,37 @@ pub struct WorkState {
     pub extension: Option<ExtensionRequest>,
     /// Loop counters.
     pub counters: Counters,
-    /// The last 回访 result.
+    /// The last 回访 result (of a merged ticket: the least satisfied of its reporters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub satisfaction: Option<Satisfaction>,
+    /// The 回访 answers of the current round, one per reporter asked so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks: Vec<CallbackAnswer>,
+}
+
+/// One reporter's 回访 answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallbackAnswer {
+    /// Index in the ticket's reporters.
+    pub reporter: u32,
+    /// What they said.
+    pub result: Satisfaction,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+/// What a step may need to know about the ticket beyond the workflow's own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    /// How many reporters the ticket has (more than one after a merge): each is called back.
+    pub reporters: u32,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts { reporters: 1 }
+    }
 }
 
 impl WorkState {
@@ -588,6 +620,7 @@ impl WorkState {
             extension: None,
             counters: Counters::default(),
             satisfaction: None,
+            callbacks: Vec::new(),
         };
         state.start(Stage::File, now, sla);
         state
@@ -710,6 +743,12 @@ pub enum WorkflowError {
     /// 延期 to a time no later than the current deadline.
     #[error("the requested deadline must be later than the current one ({due})")]
     ExtensionNotLater { due: String },
+    /// 回访 of a reporter the ticket does not have.
+    #[error("the ticket has {reporters} reporter(s); there is no reporter {reporter}")]
+    NoSuchReporter { reporter: u32, reporters: u32 },
+    /// 回访 of a reporter who already answered in this round.
+    #[error("reporter {reporter} has already been called back")]
+    AlreadyCalledBack { reporter: u32 },
 }
 
 impl WorkflowError {
@@ -725,6 +764,8 @@ impl WorkflowError {
             WorkflowError::NoExtensionPending => "no_extension_pending",
             WorkflowError::ExtensionTooLate { .. } => "extension_too_late",
             WorkflowError::ExtensionNotLater { .. } => "extension_not_later",
+            WorkflowError::NoSuchReporter { .. } => "no_such_reporter",
+            WorkflowError::AlreadyCalledBack { .. } => "already_called_back",
         }
     }
 }
@@ -898,6 +939,18 @@ pub fn apply(
     now: Timestamp,
     sla: &Sla,
 ) -> Result<Transition, WorkflowError> {
+    apply_with(state, Facts::default(), actor, action, now, sla)
+}
+
+/// [`apply`] for a ticket whose `facts` matter to the step (the reporters a 回访 must reach).
+pub fn apply_with(
+    state: &WorkState,
+    facts: Facts,
+    actor: &Actor,
+    action: &Action,
+    now: Timestamp,
+    sla: &Sla,
+) -> Result<Transition, WorkflowError> {
     let kind = action.kind();
     precheck(state, actor, kind)?;
     let mut next = state.clone();
@@ -1016,14 +1069,46 @@ pub fn apply(
             }
             next.counters.escalations += 1;
         }
-        Action::Callback { result, .. } => {
+        Action::Callback {
+            result, reporter, ..
+        } => {
+            let reporters = facts.reporters.max(1);
+            let reporter = match reporter {
+                Some(r) => *r,
+                None => (0..reporters)
+                    .find(|r| !next.callbacks.iter().any(|c| c.reporter == *r))
+                    .unwrap_or(0),
+            };
+            if reporter >= reporters {
+                return Err(WorkflowError::NoSuchReporter {
+                    reporter,
+                    reporters,
+                });
+            }
+            if next.callbacks.iter().any(|c| c.reporter == reporter) {
+                return Err(WorkflowError::AlreadyCalledBack { reporter });
+            }
+            next.callbacks.push(CallbackAnswer {
+                reporter,
+                result: *result,
+                at: now,
+            });
+            // By index: an unmerge may have taken away reporters who had answered.
+            let all_asked = (0..reporters).all(|r| next.callbacks.iter().any(|c| c.reporter == r));
+            if *result != Satisfaction::Dissatisfied && !all_asked {
+                // Others are still to be asked: the 回访 goes on.
+                next.satisfaction = Some(least_satisfied(&next.callbacks));
+                return Ok(transition(state, &next, actor, action, kind, now));
+            }
             next.finish(now);
-            next.satisfaction = Some(*result);
+            next.satisfaction = Some(least_satisfied(&next.callbacks));
             match result {
                 Satisfaction::Satisfied | Satisfaction::BasicallySatisfied => {
                     next.status = Status::AwaitingClose;
                 }
                 Satisfaction::Dissatisfied => {
+                    // A new round of 回访 follows the rework.
+                    next.callbacks.clear();
                     next.counters.reopens += 1;
                     if next.department.is_some() {
                         next.status = Status::Dispatched;
@@ -1040,6 +1125,18 @@ pub fn apply(
             next.status = Status::Closed;
         }
     }
+    Ok(transition(state, &next, actor, action, kind, now))
+}
+
+/// The step from `state` to `next` with its audit event.
+fn transition(
+    state: &WorkState,
+    next: &WorkState,
+    actor: &Actor,
+    action: &Action,
+    kind: ActionKind,
+    now: Timestamp,
+) -> Transition {
     let event = AuditEvent {
         at: now,
         actor_id: actor.id,
@@ -1051,5 +1148,22 @@ pub fn apply(
         note: action.note().map(|n| n.trim().to_owned()),
         data: serde_json::to_value(action).unwrap_or(serde_json::Value::Null),
     };
-    Ok(Transition { state: next, event })
+    Transition {
+        state: next.clone(),
+        event,
+    }
+}
+
+/// The ticket's 回访 result from its reporters' answers: the least satisfied one counts.
+fn least_satisfied(answers: &[CallbackAnswer]) -> Satisfaction {
+    let rank = |s: Satisfaction| match s {
+        Satisfaction::Satisfied => 0,
+        Satisfaction::BasicallySatisfied => 1,
+        Satisfaction::Dissatisfied => 2,
+    };
+    answers
+        .iter()
+        .map(|a| a.result)
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(Satisfaction::Satisfied)
 }

@@ -396,3 +396,140 @@ db_test!(a_report_without_a_place_gets_suggestions_on_demand, |db| {
             .is_empty()
     );
 });
+
+db_test!(every_reporter_of_a_merged_ticket_is_called_back, |db| {
+    use ticketing::workflow::Satisfaction;
+    use ticketing::{Action, Error, workflow::WorkflowError};
+    let t = service(db.store.clone());
+    let a = agent();
+    let role = |id, role, department: Option<&str>| Actor {
+        id,
+        name: format!("user{id}"),
+        role,
+        department: department.map(Into::into),
+    };
+    let dispatcher = role(5, Role::Dispatcher, None);
+    let dept = role(6, Role::Department, Some("DRAIN"));
+    let supervisor = role(7, Role::Supervisor, None);
+    let first = t
+        .intake(
+            report("人民路光明路路口污水井盖丢了，很危险", "13800000051", 0.0),
+            &a,
+            t0(),
+        )
+        .await
+        .unwrap();
+    let second = t
+        .intake(
+            report("光明路口的污水井盖不见了，有个大洞", "13800000052", 20.0),
+            &a,
+            t0() + SignedDuration::from_mins(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.merged_into.as_ref(), Some(&first.number));
+    let n = first.number.as_str();
+    let mut now = t0() + SignedDuration::from_mins(20);
+    let steps: [(&Actor, Action); 5] = [
+        (
+            &a,
+            Action::File {
+                category: None,
+                priority: None,
+                note: None,
+            },
+        ),
+        (
+            &dispatcher,
+            Action::Dispatch {
+                department: "DRAIN".into(),
+                note: None,
+            },
+        ),
+        (&dept, Action::Accept { note: None }),
+        (
+            &dept,
+            Action::Complete {
+                note: "已补装井盖".into(),
+                photos: vec![],
+            },
+        ),
+        (
+            &supervisor,
+            Action::Verify {
+                passed: true,
+                note: None,
+            },
+        ),
+    ];
+    for (who, action) in &steps {
+        now += SignedDuration::from_mins(5);
+        t.act(n, who, action, now).await.unwrap();
+    }
+    let callback = |result, reporter| Action::Callback {
+        result,
+        note: None,
+        reporter,
+    };
+    // The first reporter is satisfied: the second is still to be asked.
+    now += SignedDuration::from_mins(5);
+    let (ticket, event) = t
+        .act(n, &a, &callback(Satisfaction::Satisfied, None), now)
+        .await
+        .unwrap();
+    assert_eq!(ticket.work.status, Status::AwaitingCallback);
+    assert_eq!(event.to, Status::AwaitingCallback);
+    assert_eq!(ticket.work.callbacks.len(), 1);
+    assert_eq!(ticket.work.callbacks[0].reporter, 0);
+    // Asking the same reporter twice, or one the ticket does not have, is refused.
+    let twice = t
+        .act(n, &a, &callback(Satisfaction::Satisfied, Some(0)), now)
+        .await;
+    assert!(
+        matches!(
+            twice,
+            Err(Error::Workflow(WorkflowError::AlreadyCalledBack {
+                reporter: 0
+            }))
+        ),
+        "{twice:?}"
+    );
+    let nobody = t
+        .act(n, &a, &callback(Satisfaction::Satisfied, Some(2)), now)
+        .await;
+    assert!(
+        matches!(
+            nobody,
+            Err(Error::Workflow(WorkflowError::NoSuchReporter {
+                reporter: 2,
+                reporters: 2
+            }))
+        ),
+        "{nobody:?}"
+    );
+    // The second (the merged report's citizen) is basically satisfied: the ticket moves on, and
+    // its result is the less satisfied of the two.
+    let (ticket, _) = t
+        .act(
+            n,
+            &a,
+            &callback(Satisfaction::BasicallySatisfied, None),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ticket.work.status, Status::AwaitingClose);
+    assert_eq!(
+        ticket.work.satisfaction,
+        Some(Satisfaction::BasicallySatisfied)
+    );
+    let kinds: Vec<_> = t
+        .history(n, &a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.action)
+        .filter(|k| *k == ActionKind::Callback)
+        .collect();
+    assert_eq!(kinds.len(), 2, "each 回访 is in the trail");
+});

@@ -189,6 +189,7 @@ db_test!(a_ticket_walks_the_closed_loop_with_its_audit_trail, |db| {
             Action::Callback {
                 result: Satisfaction::Satisfied,
                 note: None,
+                reporter: None,
             },
             Status::AwaitingClose,
         ),

@@ -398,6 +398,7 @@ fn realise(step: &Step, state: &WorkState, prev_now: Timestamp) -> (Actor, Actio
                 Satisfaction::Dissatisfied,
             ][step.satisfaction_pick],
             note: opt_text(step.text_pick),
+            reporter: None,
         },
         ActionKind::Close => Action::Close {
             note: opt_text(step.text_pick),
@@ -671,6 +672,7 @@ fn happy_path_closes_on_time() {
         Action::Callback {
             result: Satisfaction::Satisfied,
             note: None,
+            reporter: None,
         },
         min(6),
         &sla,

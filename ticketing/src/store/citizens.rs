@@ -69,6 +69,15 @@ pub struct StoredRating {
     pub rated_at: Timestamp,
 }
 
+fn rating_from_row(r: &AnyRow) -> Result<StoredRating, StoreError> {
+    let stars: i64 = r.try_get("stars")?;
+    Ok(StoredRating {
+        stars: u8::try_from(stars).map_err(|e| StoreError::corrupt("ticket_ratings", e))?,
+        comment: r.try_get("comment")?,
+        rated_at: from_millis("ticket_ratings", r.try_get("rated_at")?)?,
+    })
+}
+
 fn citizen_from_row(r: &AnyRow) -> Result<Citizen, StoreError> {
     Ok(Citizen {
         id: r.try_get("id")?,
@@ -183,6 +192,8 @@ impl Store {
         .await?
         .rows_affected();
         if spent != 1 {
+            // Spent by a writer of this batch, perhaps: on disk before we say so.
+            w.commit().await?;
             return Ok(None);
         }
         let row = sqlx::query(
@@ -403,15 +414,18 @@ impl Store {
         .bind(citizen_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let stars: i64 = r.try_get("stars")?;
-            Ok(StoredRating {
-                stars: u8::try_from(stars).map_err(|e| StoreError::corrupt("ticket_ratings", e))?,
-                comment: r.try_get("comment")?,
-                rated_at: from_millis("ticket_ratings", r.try_get("rated_at")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rating_from_row).transpose()
+    }
+
+    /// Every citizen rating of a ticket, oldest first (what staff see).
+    pub async fn ratings_of(&self, ticket_id: i64) -> Result<Vec<StoredRating>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stars, comment, rated_at FROM ticket_ratings WHERE ticket_id = $1 ORDER BY rated_at, citizen_id",
+        )
+        .bind(ticket_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rating_from_row).collect()
     }
 
     /// Stores a checked rating and its entry in the audit log (action `ticket.rate`, target
@@ -438,6 +452,8 @@ impl Store {
         .await?
         .rows_affected();
         if inserted != 1 {
+            // Rated by a writer of this batch, perhaps: on disk before we say so.
+            w.commit().await?;
             return Ok(false);
         }
         let entry = AuditEntry {
