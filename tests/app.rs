@@ -718,7 +718,10 @@ async fn citizen_reports_follows_rates_and_earns_points(database_url: Option<Str
             "已受理您的反映",
             "经核实已立案",
             "已派遣至承办单位",
+            "承办单位已签收，正在处置",
             "承办单位已处置完毕，待核查",
+            "经核查已处置到位",
+            "已回访",
             "已结案"
         ]
     );

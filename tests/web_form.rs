@@ -314,7 +314,7 @@ async fn citizen_reports_with_photos_and_location_then_looks_the_ticket_up() {
     assert_eq!(browser.text("#result-number").await, number);
     assert_eq!(
         browser.text("#result-timeline li span").await,
-        "您的反映已受理"
+        "已受理您的反映"
     );
     // Staff file it with an internal note: the citizen sees the step, not the note.
     let (status, filed) = staff

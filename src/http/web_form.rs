@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use ticketing::model::{Location, PhoneNumber, Reporter};
 use ticketing::store::Origin;
-use ticketing::{ActionKind, Actor, AuditEvent, Channel, NewTicket, Role, Status, Ticket};
+use ticketing::{Actor, Channel, NewTicket, Role, Status, Ticket};
 use utoipa::ToSchema;
 
 use super::App;
@@ -924,7 +924,7 @@ async fn progress(app: &App, req: &LookupRequest) -> Result<Progress, Problem> {
     let timeline = events
         .iter()
         .filter_map(|e| {
-            citizen_step(e).map(|text| Step {
+            ticketing::citizens::step_for_citizens(e.action, e.to).map(|text| Step {
                 at: local_time(app, e.at),
                 text,
             })
@@ -953,33 +953,6 @@ async fn progress(app: &App, req: &LookupRequest) -> Result<Progress, Problem> {
         updated_at: local_time(app, handled.updated_at),
         merged_into: ticket.merged_into.as_ref().map(|n| n.to_string()),
         timeline,
-    })
-}
-
-/// What a citizen is told about one audit event; `None` for steps that are the centre's own
-/// business (extension requests, for example). Notes and names are never shown.
-pub fn citizen_step(e: &AuditEvent) -> Option<&'static str> {
-    use ActionKind as A;
-    Some(match e.action {
-        A::Create => "您的反映已受理",
-        A::Supplement => "补充了反映内容",
-        A::File => "已立案",
-        A::Reject => "经审核不予立案",
-        A::AnswerOnSpot => "已直接答复办结",
-        A::Dispatch => "已派遣至承办单位",
-        A::Accept => "承办单位已签收，正在处置",
-        A::Return => "正在重新派遣承办单位",
-        A::Complete => "承办单位已处置完毕，待核查",
-        A::Verify if e.to == Status::InProgress || e.to == Status::Dispatched => {
-            "核查未通过，已要求重新处置"
-        }
-        A::Verify => "已核查",
-        A::Escalate => "已督办，加快办理",
-        A::Callback => "已回访",
-        A::Close => "已办结",
-        A::Merge => "与其他市民反映的同一问题合并办理",
-        A::Unmerge => "撤销合并，单独办理",
-        A::RequestExtension | A::DecideExtension => return None,
     })
 }
 
@@ -1166,28 +1139,6 @@ mod tests {
         let p = for_citizens(Problem::internal(&"db down"));
         assert_eq!(p.status, 500);
         assert!(p.detail.starts_with("服务暂时不可用"), "{}", p.detail);
-    }
-
-    #[test]
-    fn the_time_line_hides_internal_steps_and_notes() {
-        let actor = web_actor();
-        let mut e = AuditEvent::created(&actor, Timestamp::UNIX_EPOCH, serde_json::json!({}));
-        assert_eq!(citizen_step(&e), Some("您的反映已受理"));
-        e.action = ActionKind::RequestExtension;
-        assert_eq!(citizen_step(&e), None);
-        e.action = ActionKind::Verify;
-        e.to = Status::InProgress;
-        assert_eq!(citizen_step(&e), Some("核查未通过，已要求重新处置"));
-        e.to = Status::AwaitingCallback;
-        assert_eq!(citizen_step(&e), Some("已核查"));
-        // Every kind has a decision, and none mentions a person or a note.
-        for kind in ActionKind::TRANSITIONS {
-            e.action = kind;
-            e.note = Some("内部备注：联系人张三".into());
-            if let Some(text) = citizen_step(&e) {
-                assert!(!text.contains("内部") && !text.contains("张三"), "{text}");
-            }
-        }
     }
 
     #[test]

@@ -273,22 +273,32 @@ pub fn status_for_citizens(status: Status) -> &'static str {
     }
 }
 
-/// One step of a ticket as a citizen is told it, or `None` for the centre's internal steps
-/// (sign-for, extensions, escalations, check, callbacks). Staff notes are never shown.
+/// One step of a ticket as a citizen is told it (app, web look-up), or `None` for the centre's
+/// internal steps (extensions, escalations, the report a merge went into). Staff notes and
+/// names are never shown.
 pub fn step_for_citizens(action: ActionKind, to: Status) -> Option<&'static str> {
     Some(match action {
         ActionKind::Create => "已受理您的反映",
+        ActionKind::Supplement => "已收到您补充的情况",
         ActionKind::File => "经核实已立案",
         ActionKind::Reject => "经审核不予立案",
         ActionKind::AnswerOnSpot => "已直接答复办结",
         ActionKind::Dispatch => "已派遣至承办单位",
+        ActionKind::Accept => "承办单位已签收，正在处置",
         ActionKind::Return => "正在重新派遣",
         ActionKind::Complete => "承办单位已处置完毕，待核查",
+        ActionKind::Verify if matches!(to, Status::InProgress | Status::Dispatched) => {
+            "核查未通过，已要求重新处置"
+        }
+        ActionKind::Verify => "经核查已处置到位",
+        ActionKind::Callback => "已回访",
         ActionKind::Close => "已结案",
-        ActionKind::Supplement => "已收到您补充的情况",
         ActionKind::Merge if to == Status::Closed => "已与其他市民反映的同一问题合并办理",
         ActionKind::Unmerge => "已恢复单独办理",
-        _ => return None,
+        ActionKind::Merge
+        | ActionKind::Escalate
+        | ActionKind::RequestExtension
+        | ActionKind::DecideExtension => return None,
     })
 }
 
@@ -509,15 +519,11 @@ mod tests {
     #[test]
     fn internal_steps_are_not_shown_to_citizens() {
         assert_eq!(
-            step_for_citizens(ActionKind::Accept, Status::InProgress),
-            None
-        );
-        assert_eq!(
-            step_for_citizens(ActionKind::Verify, Status::AwaitingCallback),
-            None
-        );
-        assert_eq!(
             step_for_citizens(ActionKind::RequestExtension, Status::InProgress),
+            None
+        );
+        assert_eq!(
+            step_for_citizens(ActionKind::Escalate, Status::InProgress),
             None
         );
         assert_eq!(
@@ -525,8 +531,18 @@ mod tests {
             Some("经核实已立案")
         );
         assert_eq!(
+            step_for_citizens(ActionKind::Verify, Status::InProgress),
+            Some("核查未通过，已要求重新处置")
+        );
+        assert_eq!(
+            step_for_citizens(ActionKind::Verify, Status::AwaitingCallback),
+            Some("经核查已处置到位")
+        );
+        // The merge is told on the report that went in, not on the ticket it went into.
+        assert_eq!(
             step_for_citizens(ActionKind::Merge, Status::InProgress),
             None
         );
+        assert!(step_for_citizens(ActionKind::Merge, Status::Closed).is_some());
     }
 }
