@@ -34,6 +34,11 @@ pub struct AppConfig {
     pub codes_per_hour: u32,
     /// Least seconds between two codes to one phone.
     pub code_interval_seconds: u32,
+    /// Codes one client address may ask for at once (phones behind one address: a few).
+    pub codes_per_address_burst: u32,
+    /// Codes per hour one client address may ask for after its burst: one address trying many
+    /// phone numbers (an SMS bill, or a guessing run) is stopped here.
+    pub codes_per_address_per_hour: u32,
     /// How long a citizen's login (bearer token) lasts, in days.
     pub token_days: u32,
     /// How often the points worker reads new ticket events, in milliseconds.
@@ -52,6 +57,8 @@ impl Default for AppConfig {
             code_attempts: p.attempts,
             codes_per_hour: p.per_hour,
             code_interval_seconds: p.interval.as_secs() as u32,
+            codes_per_address_burst: 10,
+            codes_per_address_per_hour: 30,
             token_days: 30,
             points_every_ms: 5000,
             points: RewardRule::default(),

@@ -80,6 +80,21 @@ pub struct HttpConfig {
     pub login_window_minutes: u32,
     /// Send the session cookie with `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header it puts the client's address in (`X-Forwarded-For`,
+    /// `X-Real-IP`), believed only from `trusted_proxies`; unset, the connection's address counts.
+    pub client_ip_header: Option<String>,
+    /// Peers whose `client_ip_header` is believed (default: this machine only).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl HttpConfig {
+    /// Whose word counts for a client's address (per-address limits).
+    pub fn proxy_trust(&self) -> crate::http::rate_limit::ProxyTrust {
+        crate::http::rate_limit::ProxyTrust {
+            header: self.client_ip_header.clone(),
+            trusted: self.trusted_proxies.clone(),
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -90,6 +105,11 @@ impl Default for HttpConfig {
             login_attempts: 5,
             login_window_minutes: 15,
             secure_cookies: false,
+            client_ip_header: None,
+            trusted_proxies: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }
@@ -251,6 +271,14 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     }
     wechat_settings(&mut config, &env)?;
     crate::citizens::AppConfig::settle(&mut config.app, &env)?;
+    if let Some(h) = &config.http.client_ip_header
+        && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
+    {
+        anyhow::bail!(
+            "{}: http.client_ip_header: `{h}` is not a header name",
+            path.display()
+        );
+    }
     config
         .merge
         .validate()

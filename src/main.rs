@@ -438,6 +438,7 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
             http_cfg.login_attempts,
             SignedDuration::from_mins(i64::from(http_cfg.login_window_minutes)),
         )),
+        proxy_trust: Arc::new(http_cfg.proxy_trust()),
         session_hours: http_cfg.session_hours,
         secure_cookies: http_cfg.secure_cookies,
         metrics: http::ops::prometheus(),

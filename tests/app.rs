@@ -28,7 +28,8 @@ const ON_FILE: i64 = 10;
 const ON_CLOSE: i64 = 5;
 
 /// The hotline with `[app]` on: the development sender appends codes to a file of the test's;
-/// codes are valid 5 s, 3 wrong tries, 3 codes an hour and one a second per phone.
+/// codes are valid 5 s, 3 wrong tries, 3 codes an hour and one a second per phone, and 15 code
+/// requests from one address.
 struct Started {
     h: Hotline,
     codes: PathBuf,
@@ -41,7 +42,7 @@ fn start_app(database_url: Option<String>) -> Started {
     let h = Hotline::start(|s| {
         s.database_url = database_url;
         s.extra = format!(
-            "[app]\nsender = \"log\"\ncode_file = {:?}\ncode_ttl_seconds = 5\ncode_attempts = 3\ncodes_per_hour = 3\ncode_interval_seconds = 1\npoints_every_ms = 200\n\n[app.points]\non_file = {ON_FILE}\non_close = {ON_CLOSE}\ndaily_cap = 100\n",
+            "[app]\nsender = \"log\"\ncode_file = {:?}\ncode_ttl_seconds = 5\ncode_attempts = 3\ncodes_per_hour = 3\ncode_interval_seconds = 1\ncodes_per_address_burst = 15\ncodes_per_address_per_hour = 1\npoints_every_ms = 200\n\n[app.points]\non_file = {ON_FILE}\non_close = {ON_CLOSE}\ndaily_cap = 100\n",
             codes.display().to_string()
         );
     });
@@ -466,6 +467,26 @@ async fn citizen_logs_in_with_a_code_and_the_limits_hold() {
     assert_eq!(
         citizen.get("/api/v1/app/me").await.0,
         StatusCode::UNAUTHORIZED
+    );
+
+    // One address asking codes for number after number is stopped, whatever the numbers.
+    let mut refused = None;
+    for i in 0..20 {
+        let phone = format!("137000000{i:02}");
+        let (status, body) =
+            post_json(base, "/api/v1/app/auth/code", None, json!({"phone": phone})).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((i, body));
+            break;
+        }
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (i, problem) = refused.expect("the address limit holds");
+    assert!(i < 15, "stopped after {i} fresh numbers");
+    assert_eq!(problem["code"], "code_rate_limited");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("此网络"),
+        "{problem}"
     );
 }
 

@@ -7,9 +7,10 @@
 //! and open only these routes (and staff tokens open none of them). Every error is a problem
 //! document with a Chinese `detail`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::App;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
+use super::rate_limit::RateLimiter;
 use super::report_form::{ApiMultipart, ReportForm, discard_photos, upload_body_limit};
 use crate::citizens::{self as app_citizens, AppConfig, CodeSender};
 
@@ -36,6 +38,8 @@ pub struct CitizenApp {
     pub policy: CodePolicy,
     /// Delivers the codes.
     pub sender: Arc<dyn CodeSender>,
+    /// Code requests per client address (the policy limits them per phone).
+    pub code_requests: RateLimiter,
     /// How long a login lasts.
     pub token_ttl: SignedDuration,
     /// Photo limits of a report.
@@ -48,6 +52,10 @@ impl CitizenApp {
         CitizenApp {
             policy: cfg.code_policy(),
             sender: cfg.sender(),
+            code_requests: RateLimiter::new(
+                cfg.codes_per_address_burst,
+                cfg.codes_per_address_per_hour,
+            ),
             token_ttl: SignedDuration::from_hours(24 * i64::from(cfg.token_days)),
             limits: PhotoLimits::default(),
         }
@@ -176,21 +184,37 @@ pub struct CodeSent {
     pub resend_after: i64,
 }
 
-/// Sends a 6-digit login code to a phone (limited per phone: one a minute, a few an hour).
+/// Sends a 6-digit login code to a phone (limited per phone: one a minute, a few an hour; and per
+/// client address).
 #[utoipa::path(post, path = "/api/v1/app/auth/code", tag = "app",
     request_body = CodeRequest,
     responses(
         (status = 202, description = "code sent", body = CodeSent),
         (status = 400, description = "not a phone number", body = Problem),
-        (status = 429, description = "too many codes for this phone; see Retry-After", body = Problem),
+        (status = 429, description = "too many codes for this phone or from this address; see Retry-After", body = Problem),
         (status = 503, description = "the code could not be sent", body = Problem),
     ))]
 pub async fn request_code(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<(StatusCode, Json<CodeSent>), Problem> {
     let cfg = app_of(&app)?;
     let phone = phone_of(&req.phone)?;
+    let client = app.proxy_trust.client_address(peer, &headers);
+    if let Err(wait) = cfg.code_requests.take(client, std::time::Instant::now()) {
+        let wait = wait.as_secs().max(1);
+        tracing::warn!(%client, wait, "app: login code refused (too many from this address)");
+        return Err(too_many(
+            "code_rate_limited",
+            format!(
+                "此网络获取验证码过于频繁，请 {} 分钟后再试",
+                wait.div_ceil(60)
+            ),
+            wait,
+        ));
+    }
     let store = app.tickets.store();
     let now = Timestamp::now();
     let sent = store

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod ops;
 pub mod problem;
 pub mod queues;
+pub mod rate_limit;
 pub mod reference;
 pub mod report_form;
 pub mod session;
@@ -35,6 +36,8 @@ pub struct App {
     pub tickets: Tickets,
     /// Failed-login counter.
     pub login_limiter: Arc<LoginLimiter>,
+    /// Whose word counts for a client's address (`[http]` `client_ip_header`).
+    pub proxy_trust: Arc<rate_limit::ProxyTrust>,
     /// Session length.
     pub session_hours: u32,
     /// Whether cookies carry `Secure`.

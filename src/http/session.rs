@@ -107,11 +107,12 @@ pub struct LoginResponse {
 pub async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, Problem> {
     let now = Timestamp::now();
     let user_key = format!("user:{}", req.username.trim().to_lowercase());
-    let ip_key = format!("ip:{}", peer.ip());
+    let ip_key = format!("ip:{}", app.proxy_trust.client_address(peer, &headers));
     let keys = [user_key.as_str(), ip_key.as_str()];
     if let Some(wait) = app.login_limiter.blocked(&keys, now) {
         let mut p = Problem::new(
