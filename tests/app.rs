@@ -25,6 +25,7 @@ const PHOTO_LAT: f64 = 33.8446;
 const PHOTO_LON: f64 = 115.7790;
 /// Points of the test's rule: on filing, on closing, a day.
 const ON_FILE: i64 = 10;
+const ON_VERIFY: i64 = 2;
 const ON_CLOSE: i64 = 5;
 
 /// The hotline with `[app]` on: the development sender appends codes to a file of the test's;
@@ -42,7 +43,7 @@ fn start_app(database_url: Option<String>) -> Started {
     let h = Hotline::start(|s| {
         s.database_url = database_url;
         s.extra = format!(
-            "[app]\nsender = \"log\"\ncode_file = {:?}\ncode_ttl_seconds = 5\ncode_attempts = 3\ncodes_per_hour = 3\ncode_interval_seconds = 1\ncodes_per_address_burst = 15\ncodes_per_address_per_hour = 1\npoints_every_ms = 200\n\n[app.points]\non_file = {ON_FILE}\non_close = {ON_CLOSE}\ndaily_cap = 100\n",
+            "[app]\nsender = \"log\"\ncode_file = {:?}\ncode_ttl_seconds = 5\ncode_attempts = 3\ncodes_per_hour = 3\ncode_interval_seconds = 1\ncodes_per_address_burst = 15\ncodes_per_address_per_hour = 1\npoints_every_ms = 200\n\n[app.points]\non_file = {ON_FILE}\non_verify = {ON_VERIFY}\non_close = {ON_CLOSE}\ndaily_cap = 100\n",
             codes.display().to_string()
         );
     });
@@ -789,18 +790,21 @@ async fn citizen_reports_follows_rates_and_earns_points(database_url: Option<Str
     assert_eq!(ticket["citizen_ratings"].as_array().unwrap().len(), 1);
 
     // Closing added the closing points, once.
-    let p = wait_for_points(&alice, ON_FILE + ON_CLOSE).await;
+    let p = wait_for_points(&alice, ON_FILE + ON_VERIFY + ON_CLOSE).await;
     let reasons: Vec<&str> = p["ledger"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["closed", "filed"]);
+    assert_eq!(reasons, ["closed", "verified", "filed"]);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(points_of(&alice).await["balance"], ON_FILE + ON_CLOSE);
+    assert_eq!(
+        points_of(&alice).await["balance"],
+        ON_FILE + ON_VERIFY + ON_CLOSE
+    );
     let (_, me) = alice.get("/api/v1/app/me").await;
-    assert_eq!(me["points"], ON_FILE + ON_CLOSE);
+    assert_eq!(me["points"], ON_FILE + ON_VERIFY + ON_CLOSE);
 
     // The routes are in the OpenAPI document.
     let (_, spec) = staff.get("/api/v1/openapi.json").await;

@@ -173,6 +173,8 @@ pub fn is_code_shaped(code: &str) -> bool {
 pub enum Reason {
     /// The report was filed (立案): the centre found it a real case.
     Filed,
+    /// The department's work on it passed 核查 (the centre checked the problem is fixed).
+    Verified,
     /// The reported problem was closed (结案).
     Closed,
 }
@@ -182,6 +184,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Filed => "filed",
+            Reason::Verified => "verified",
             Reason::Closed => "closed",
         }
     }
@@ -190,15 +193,17 @@ impl Reason {
     pub fn label(self) -> &'static str {
         match self {
             Reason::Filed => "反映的问题经核实立案",
+            Reason::Verified => "反映的问题经核查已处置到位",
             Reason::Closed => "反映的问题已办结",
         }
     }
 
-    /// The reason a ticket event earns, if any: a 立案 step, or a 结案 step (not the closing of a
-    /// duplicate by a merge).
+    /// The reason a ticket event earns, if any: a 立案 step, a 核查 that passed, or a 结案 step
+    /// (not the closing of a duplicate by a merge).
     pub fn for_event(action: ActionKind, to: Status) -> Option<Reason> {
         match (action, to) {
             (ActionKind::File, Status::Filed) => Some(Reason::Filed),
+            (ActionKind::Verify, Status::AwaitingCallback) => Some(Reason::Verified),
             (ActionKind::Close, Status::Closed) => Some(Reason::Closed),
             _ => None,
         }
@@ -210,6 +215,7 @@ impl std::str::FromStr for Reason {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "filed" => Ok(Reason::Filed),
+            "verified" => Ok(Reason::Verified),
             "closed" => Ok(Reason::Closed),
             _ => Err(crate::model::UnknownCode {
                 kind: "points reason",
@@ -225,6 +231,8 @@ impl std::str::FromStr for Reason {
 pub struct RewardRule {
     /// Points when the report is filed (立案). 0 turns it off.
     pub on_file: u32,
+    /// Points when the department's work on it passes 核查. 0 (the default) turns it off.
+    pub on_verify: u32,
     /// Extra points when it is closed (结案). 0 turns it off.
     pub on_close: u32,
     /// Most points one citizen earns in one calendar day (the centre's local day); 0 = no cap.
@@ -232,10 +240,11 @@ pub struct RewardRule {
 }
 
 impl Default for RewardRule {
-    /// 10 on filing, 5 on closing, 50 a day.
+    /// 10 on filing, none on 核查, 5 on closing, 50 a day.
     fn default() -> Self {
         RewardRule {
             on_file: 10,
+            on_verify: 0,
             on_close: 5,
             daily_cap: 50,
         }
@@ -243,11 +252,17 @@ impl Default for RewardRule {
 }
 
 impl RewardRule {
+    /// Whether `reason` earns anything at all (a reason set to 0 is off: no ledger entry).
+    pub fn pays(&self, reason: Reason) -> bool {
+        self.award(reason, 0) > 0
+    }
+
     /// The points to award for `reason` to a citizen who already earned `today` points this day.
     /// The cap may cut an award short or to 0 (recorded all the same, so the citizen sees why).
     pub fn award(&self, reason: Reason, today: u64) -> u32 {
         let full = match reason {
             Reason::Filed => self.on_file,
+            Reason::Verified => self.on_verify,
             Reason::Closed => self.on_close,
         };
         if self.daily_cap == 0 {
@@ -444,10 +459,12 @@ mod tests {
     fn rewards_follow_the_rule_and_the_daily_cap() {
         let rule = RewardRule {
             on_file: 10,
+            on_verify: 3,
             on_close: 5,
             daily_cap: 25,
         };
         assert_eq!(rule.award(Reason::Filed, 0), 10);
+        assert_eq!(rule.award(Reason::Verified, 0), 3);
         assert_eq!(rule.award(Reason::Closed, 0), 5);
         assert_eq!(rule.award(Reason::Filed, 20), 5);
         assert_eq!(rule.award(Reason::Filed, 25), 0);
@@ -457,10 +474,15 @@ mod tests {
             ..rule
         };
         assert_eq!(uncapped.award(Reason::Filed, 1000), 10);
+        assert!(rule.pays(Reason::Verified));
+        assert!(
+            !RewardRule::default().pays(Reason::Verified),
+            "off by default"
+        );
     }
 
     #[test]
-    fn only_filing_and_closing_earn_points() {
+    fn only_filing_a_passed_check_and_closing_earn_points() {
         assert_eq!(
             Reason::for_event(ActionKind::File, Status::Filed),
             Some(Reason::Filed)
@@ -469,7 +491,15 @@ mod tests {
             Reason::for_event(ActionKind::Close, Status::Closed),
             Some(Reason::Closed)
         );
-        // A duplicate closed by a merge, a rejection, a dispatch: nothing.
+        assert_eq!(
+            Reason::for_event(ActionKind::Verify, Status::AwaitingCallback),
+            Some(Reason::Verified)
+        );
+        // A failed 核查, a duplicate closed by a merge, a rejection, a dispatch: nothing.
+        assert_eq!(
+            Reason::for_event(ActionKind::Verify, Status::InProgress),
+            None
+        );
         assert_eq!(Reason::for_event(ActionKind::Merge, Status::Closed), None);
         assert_eq!(
             Reason::for_event(ActionKind::Reject, Status::Rejected),
@@ -479,7 +509,7 @@ mod tests {
             Reason::for_event(ActionKind::Dispatch, Status::Dispatched),
             None
         );
-        for r in [Reason::Filed, Reason::Closed] {
+        for r in [Reason::Filed, Reason::Verified, Reason::Closed] {
             assert_eq!(r.as_str().parse::<Reason>().unwrap(), r);
         }
     }

@@ -145,6 +145,7 @@ db_test!(points_are_awarded_once_and_capped_per_day, |db| {
     let agent = staff(Role::Agent);
     let rule = RewardRule {
         on_file: 10,
+        on_verify: 0,
         on_close: 5,
         daily_cap: 25,
     };

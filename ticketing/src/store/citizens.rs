@@ -307,7 +307,7 @@ impl Store {
             last = last.max(event_id);
             let action: ActionKind = super::parse("ticket_events", r, "action")?;
             let to: Status = super::parse("ticket_events", r, "to_status")?;
-            let Some(reason) = Reason::for_event(action, to) else {
+            let Some(reason) = Reason::for_event(action, to).filter(|r| rule.pays(*r)) else {
                 continue;
             };
             let ticket_id: i64 = r.try_get("ticket_id")?;
