@@ -203,6 +203,9 @@ pub enum Satisfaction {
     BasicallySatisfied,
     /// 不满意: reopens the ticket.
     Dissatisfied,
+    /// 无法联系: the reporter could not be reached after the centre's tries (回访未成功). Counts
+    /// as asked, so the ticket can be closed; it is not a 回访成功 for the 满意率.
+    Unreachable,
 }
 
 /// A request to move a ticket, with what that step needs.
@@ -1103,7 +1106,9 @@ pub fn apply_with(
             next.finish(now);
             next.satisfaction = Some(least_satisfied(&next.callbacks));
             match result {
-                Satisfaction::Satisfied | Satisfaction::BasicallySatisfied => {
+                Satisfaction::Satisfied
+                | Satisfaction::BasicallySatisfied
+                | Satisfaction::Unreachable => {
                     next.status = Status::AwaitingClose;
                 }
                 Satisfaction::Dissatisfied => {
@@ -1154,16 +1159,18 @@ fn transition(
     }
 }
 
-/// The ticket's 回访 result from its reporters' answers: the least satisfied one counts.
+/// The ticket's 回访 result from its reporters' answers: the least satisfied of those reached;
+/// 无法联系 only when nobody was.
 fn least_satisfied(answers: &[CallbackAnswer]) -> Satisfaction {
     let rank = |s: Satisfaction| match s {
-        Satisfaction::Satisfied => 0,
-        Satisfaction::BasicallySatisfied => 1,
-        Satisfaction::Dissatisfied => 2,
+        Satisfaction::Unreachable => 0,
+        Satisfaction::Satisfied => 1,
+        Satisfaction::BasicallySatisfied => 2,
+        Satisfaction::Dissatisfied => 3,
     };
     answers
         .iter()
         .map(|a| a.result)
         .max_by_key(|s| rank(*s))
-        .unwrap_or(Satisfaction::Satisfied)
+        .unwrap_or(Satisfaction::Unreachable)
 }

@@ -195,7 +195,9 @@ fn spec_outcome(state: &WorkState, action: &Action, now: Timestamp) -> Option<St
             overdue.then_some(state.status)
         }
         Action::Callback { result, .. } => Some(match result {
-            Satisfaction::Satisfied | Satisfaction::BasicallySatisfied => S::AwaitingClose,
+            Satisfaction::Satisfied
+            | Satisfaction::BasicallySatisfied
+            | Satisfaction::Unreachable => S::AwaitingClose,
             Satisfaction::Dissatisfied if state.department.is_some() => S::Dispatched,
             Satisfaction::Dissatisfied => S::Filed,
         }),
@@ -262,7 +264,7 @@ fn step() -> impl Strategy<Value = Step> {
             0..5usize,
             0..3usize,
         ),
-        (0..5usize, any::<bool>(), 0..3usize),
+        (0..5usize, any::<bool>(), 0..4usize),
         prop_oneof![
             3 => Just(0i64),
             6 => 0..3_600i64,
@@ -396,6 +398,7 @@ fn realise(step: &Step, state: &WorkState, prev_now: Timestamp) -> (Actor, Actio
                 Satisfaction::Satisfied,
                 Satisfaction::BasicallySatisfied,
                 Satisfaction::Dissatisfied,
+                Satisfaction::Unreachable,
             ][step.satisfaction_pick],
             note: opt_text(step.text_pick),
             reporter: None,
@@ -609,16 +612,15 @@ fn step_ok(
     t.state
 }
 
-#[test]
-fn happy_path_closes_on_time() {
-    let sla = sla();
-    let min = |n: i64| t0() + SignedDuration::from_mins(n);
+/// A ticket walked from 受理 to 待回访 on time, one step a minute from `t0`.
+fn walked_to_callback(sla: &Sla) -> WorkState {
     let agent = actor(Role::Agent, None);
+    let min = |n: i64| t0() + SignedDuration::from_mins(n);
     let dispatcher = actor(Role::Dispatcher, None);
     let dept = actor(Role::Department, Some("A"));
     let supervisor = actor(Role::Supervisor, None);
 
-    let s = WorkState::received(t0(), None, Priority::Normal, &sla);
+    let s = WorkState::received(t0(), None, Priority::Normal, sla);
     let s = step_ok(
         &s,
         &agent,
@@ -628,7 +630,7 @@ fn happy_path_closes_on_time() {
             note: None,
         },
         min(1),
-        &sla,
+        sla,
     );
     assert_eq!(s.status, Status::Filed);
     let s = step_ok(
@@ -639,10 +641,10 @@ fn happy_path_closes_on_time() {
             note: None,
         },
         min(2),
-        &sla,
+        sla,
     );
     assert_eq!(s.status, Status::Dispatched);
-    let s = step_ok(&s, &dept, Action::Accept { note: None }, min(3), &sla);
+    let s = step_ok(&s, &dept, Action::Accept { note: None }, min(3), sla);
     assert_eq!(s.status, Status::InProgress);
     let s = step_ok(
         &s,
@@ -652,7 +654,7 @@ fn happy_path_closes_on_time() {
             photos: vec![],
         },
         min(4),
-        &sla,
+        sla,
     );
     assert_eq!(s.status, Status::Completed);
     let s = step_ok(
@@ -663,9 +665,19 @@ fn happy_path_closes_on_time() {
             note: None,
         },
         min(5),
-        &sla,
+        sla,
     );
     assert_eq!(s.status, Status::AwaitingCallback);
+    s
+}
+
+#[test]
+fn happy_path_closes_on_time() {
+    let sla = sla();
+    let min = |n: i64| t0() + SignedDuration::from_mins(n);
+    let agent = actor(Role::Agent, None);
+    let supervisor = actor(Role::Supervisor, None);
+    let s = walked_to_callback(&sla);
     let s = step_ok(
         &s,
         &agent,
@@ -715,4 +727,92 @@ fn escalate_only_when_overdue() {
     // Still refused for a role that may not escalate, even when overdue.
     let agent = actor(Role::Agent, None);
     assert!(workflow::apply(&s, &agent, &action, now, &sla).is_err());
+}
+
+#[test]
+fn every_reporter_is_called_back_and_the_unreachable_do_not_count_as_satisfied() {
+    let sla = sla();
+    let min = |n: i64| t0() + SignedDuration::from_mins(n);
+    let agent = actor(Role::Agent, None);
+    let three = workflow::Facts { reporters: 3 };
+    let callback = |s: &WorkState, result, reporter, at| {
+        workflow::apply_with(
+            s,
+            three,
+            &agent,
+            &Action::Callback {
+                result,
+                note: None,
+                reporter,
+            },
+            at,
+            &sla,
+        )
+    };
+    let s = walked_to_callback(&sla);
+    let t = callback(&s, Satisfaction::Unreachable, None, min(6)).unwrap();
+    assert_eq!(t.state.status, Status::AwaitingCallback, "two more to ask");
+    assert_eq!(t.event.to, Status::AwaitingCallback);
+    assert!(
+        t.state.running_clock().is_some(),
+        "the 回访 clock still runs"
+    );
+    let t = callback(&t.state, Satisfaction::Satisfied, Some(2), min(7)).unwrap();
+    assert_eq!(t.state.status, Status::AwaitingCallback);
+    let again = callback(&t.state, Satisfaction::Satisfied, Some(2), min(7));
+    assert!(matches!(
+        again,
+        Err(workflow::WorkflowError::AlreadyCalledBack { reporter: 2 })
+    ));
+    assert!(matches!(
+        callback(&t.state, Satisfaction::Satisfied, Some(3), min(7)),
+        Err(workflow::WorkflowError::NoSuchReporter {
+            reporter: 3,
+            reporters: 3
+        })
+    ));
+    // The default is the next one not asked: reporter 1.
+    let t = callback(&t.state, Satisfaction::Unreachable, None, min(8)).unwrap();
+    assert_eq!(t.state.status, Status::AwaitingClose);
+    let asked: Vec<u32> = t.state.callbacks.iter().map(|c| c.reporter).collect();
+    assert_eq!(asked, [0, 2, 1]);
+    assert_eq!(
+        t.state.satisfaction,
+        Some(Satisfaction::Satisfied),
+        "of those reached"
+    );
+    assert!(t.state.running_clock().is_none());
+
+    // Nobody reached: the ticket can still be closed, and says so.
+    let one = |s: &WorkState| {
+        workflow::apply(
+            s,
+            &agent,
+            &Action::Callback {
+                result: Satisfaction::Unreachable,
+                note: Some("三次未接通".into()),
+                reporter: None,
+            },
+            min(6),
+            &sla,
+        )
+        .unwrap()
+        .state
+    };
+    let s = one(&walked_to_callback(&sla));
+    assert_eq!(s.status, Status::AwaitingClose);
+    assert_eq!(s.satisfaction, Some(Satisfaction::Unreachable));
+
+    // One not satisfied reopens at once, whoever is still to be asked; the next round starts
+    // afresh.
+    let t = callback(
+        &walked_to_callback(&sla),
+        Satisfaction::Dissatisfied,
+        Some(1),
+        min(6),
+    )
+    .unwrap();
+    assert_eq!(t.state.status, Status::Dispatched);
+    assert!(t.state.callbacks.is_empty());
+    assert_eq!(t.state.counters.reopens, 1);
 }
