@@ -270,7 +270,13 @@ mod tests {
             .lines()
             .take_while(|l| l.starts_with('#'))
             .map(|l| l.trim_start_matches('#').trim_start())
-            .filter(|l| !l.starts_with("Points") && !l.starts_with("结案"))
+            // Sections and `key = value` lines; the prose around them is not TOML.
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+            })
             .collect::<Vec<_>>()
             .join("\n");
         #[derive(Deserialize)]
