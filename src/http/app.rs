@@ -29,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::App;
 use super::problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use super::rate_limit::RateLimiter;
-use super::report_form::{ApiMultipart, ReportForm, discard_photos, upload_body_limit};
+use super::report_form::{ApiMultipart, ReportForm, intake_saved, upload_body_limit};
 use crate::citizens::{self as app_citizens, AppConfig, CodeSender};
 
 /// The city app's settings and code sender, shared by its handlers.
@@ -524,20 +524,7 @@ pub async fn submit(
     };
     let origin_key = key.map(|k| format!("app:{}:{k}", citizen.id));
     let origin = origin_key.as_deref().map(Origin::keyed).unwrap_or_default();
-    let intake = match app
-        .tickets
-        .intake_once(new, &origin, &app_actor(), now)
-        .await
-    {
-        Ok(intake) => intake,
-        Err(e) => {
-            discard_photos(&app.data_dir, &photos).await;
-            return Err(e.into());
-        }
-    };
-    if intake.replayed {
-        discard_photos(&app.data_dir, &photos).await;
-    }
+    let intake = intake_saved(&app.tickets, &app.data_dir, new, &origin, &app_actor(), now).await?;
     let number = intake.ticket.number.to_string();
     tracing::info!(ticket = %number, citizen = citizen.id, replayed = intake.replayed, photos = photos.len(), "app: report received");
     let ticket = app.tickets.citizen_ticket(citizen, &number).await?;

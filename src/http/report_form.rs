@@ -347,6 +347,31 @@ pub async fn discard_photos(data_dir: &Path, attachments: &[Attachment]) {
     media::remove(data_dir, &rels).await;
 }
 
+/// The one intake of a citizen's report whose photos `new.attachments` were already saved: a
+/// refused report or a retry of one already stored leaves no files behind.
+pub async fn intake_saved(
+    tickets: &ticketing::Tickets,
+    data_dir: &Path,
+    new: ticketing::NewTicket,
+    origin: &ticketing::store::Origin<'_>,
+    actor: &ticketing::Actor,
+    now: jiff::Timestamp,
+) -> Result<ticketing::Intake, Problem> {
+    let photos = new.attachments.clone();
+    match tickets.intake_once(new, origin, actor, now).await {
+        Ok(intake) => {
+            if intake.replayed {
+                discard_photos(data_dir, &photos).await;
+            }
+            Ok(intake)
+        }
+        Err(e) => {
+            discard_photos(data_dir, &photos).await;
+            Err(e.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ use utoipa::ToSchema;
 use super::App;
 use super::problem::{ApiJson, Problem};
 use super::rate_limit::RateLimiter;
-use super::report_form::{ApiMultipart, ReportForm, discard_photos, upload_body_limit};
+use super::report_form::{ApiMultipart, ReportForm, intake_saved, upload_body_limit};
 
 /// Fewest characters of a description that can be acted on.
 pub const CONTENT_MIN_CHARS: usize = 5;
@@ -486,20 +486,7 @@ async fn submit_inner(
     new.attachments = photos.clone();
     let origin_key = key.map(|k| format!("web:{k}"));
     let origin = origin_key.as_deref().map(Origin::keyed).unwrap_or_default();
-    let intake = match app
-        .tickets
-        .intake_once(new, &origin, &web_actor(), now)
-        .await
-    {
-        Ok(intake) => intake,
-        Err(e) => {
-            discard_photos(&app.data_dir, &photos).await;
-            return Err(e.into());
-        }
-    };
-    if intake.replayed {
-        discard_photos(&app.data_dir, &photos).await;
-    }
+    let intake = intake_saved(&app.tickets, &app.data_dir, new, &origin, &web_actor(), now).await?;
     let outcome = if intake.replayed {
         "replayed"
     } else {

@@ -11,20 +11,7 @@ impl Store {
     /// Appends an entry (committed when this returns) and returns its id.
     pub async fn write_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
         let mut w = self.write().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_log (at, actor_id, actor_name, role, action, target, detail, address) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(to_millis(entry.at))
-        .bind(entry.actor_id)
-        .bind(&entry.actor_name)
-        .bind(entry.role.map(|r| r.as_str()))
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(entry.detail.to_string())
-        .bind(entry.address.as_deref())
-        .fetch_one(&mut *w.tx)
-        .await?;
+        let id = insert_audit(&mut w.tx, entry).await?;
         w.commit().await?;
         Ok(id)
     }
@@ -57,4 +44,25 @@ impl Store {
         })
         .collect()
     }
+}
+
+/// Appends an entry inside a transaction (one that also changes what the entry is about).
+pub(super) async fn insert_audit(
+    conn: &mut sqlx::AnyConnection,
+    entry: &AuditEntry,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO audit_log (at, actor_id, actor_name, role, action, target, detail, address) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(to_millis(entry.at))
+    .bind(entry.actor_id)
+    .bind(&entry.actor_name)
+    .bind(entry.role.map(|r| r.as_str()))
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(entry.detail.to_string())
+    .bind(entry.address.as_deref())
+    .fetch_one(conn)
+    .await?)
 }

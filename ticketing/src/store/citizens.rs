@@ -470,20 +470,7 @@ impl Store {
             }),
             address: None,
         };
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor_id, actor_name, role, action, target, detail, address) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(to_millis(entry.at))
-        .bind(entry.actor_id)
-        .bind(&entry.actor_name)
-        .bind(entry.role.map(|r| r.as_str()))
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(entry.detail.to_string())
-        .bind(entry.address.as_deref())
-        .execute(&mut *w.tx)
-        .await?;
+        super::audit::insert_audit(&mut w.tx, &entry).await?;
         w.commit().await?;
         Ok(true)
     }
