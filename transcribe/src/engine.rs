@@ -1,0 +1,478 @@
+//! The whisper engine: one loaded model ([`Engine`]) shared by every worker thread, and the
+//! decoding of one channel's speech into timed text ([`Engine::transcribe_speech`]).
+//!
+//! Whisper always encodes a 30-second window, however little of it is speech, so the speech
+//! regions found by voice activity are packed into windows of up to [`MAX_WINDOW_MS`] with a short
+//! pause between them ([`pack`]), each window is decoded once, and the segment times whisper gives
+//! inside a window are mapped back to the recording's clock. A call with a dozen short turns
+//! therefore costs a few encoder passes, not a dozen, and silence costs nothing.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// Samples per second of the audio the engine takes (whisper's rate).
+pub const RATE: usize = 16_000;
+
+/// Longest window decoded at once, in milliseconds: whisper's 30 s less a margin, so a packed
+/// window never spills into a second encoder pass.
+pub const MAX_WINDOW_MS: u64 = 28_000;
+
+/// Pause put between two packed speech regions, in milliseconds: long enough for whisper to end
+/// a segment there, short enough not to waste the window.
+pub const PACK_GAP_MS: u64 = 400;
+
+/// What can go wrong loading a model or decoding.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model file is missing or whisper.cpp refused it.
+    #[error("cannot load the whisper model {path}: {reason}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// whisper.cpp's or the file system's answer.
+        reason: String,
+    },
+    /// whisper.cpp failed while decoding.
+    #[error("whisper failed: {0}")]
+    Decode(#[from] whisper_rs::WhisperError),
+    /// A language code whisper does not know.
+    #[error("unknown language {0:?} (use a code such as zh, en, or auto)")]
+    Language(String),
+}
+
+/// Which language to decode in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// A known language code (`zh`, `en`, ...).
+    Code(String),
+    /// Let whisper detect it per window.
+    Auto,
+}
+
+impl Language {
+    /// Parses `zh`, `en`, `auto`... checking the code against whisper's list.
+    pub fn parse(s: &str) -> Result<Language, EngineError> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "auto" {
+            return Ok(Language::Auto);
+        }
+        match whisper_rs::get_lang_id(&s) {
+            Some(_) => Ok(Language::Code(s)),
+            None => Err(EngineError::Language(s)),
+        }
+    }
+
+    /// The code, or `auto`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Language::Code(c) => c,
+            Language::Auto => "auto",
+        }
+    }
+}
+
+/// How to search for the best text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// Take the most likely token each step (fastest).
+    Greedy,
+    /// Keep this many hypotheses (slower, fewer errors on hard audio).
+    Beam(u8),
+}
+
+/// Decoding settings for one transcription.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// The language spoken.
+    pub language: Language,
+    /// CPU threads whisper may use.
+    pub threads: u16,
+    /// Greedy or beam search.
+    pub search: Search,
+    /// Retry a window at higher temperatures when the text looks like a loop or is improbable
+    /// (whisper's temperature fallback).
+    pub temperature_fallback: bool,
+    /// Text given to the decoder as if it came before: sets the script (simplified Chinese) and
+    /// the vocabulary of the domain.
+    pub prompt: Option<String>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> DecodeOptions {
+        DecodeOptions {
+            language: Language::Code("zh".into()),
+            threads: 2,
+            search: Search::Beam(5),
+            temperature_fallback: true,
+            prompt: None,
+        }
+    }
+}
+
+/// The prompt that makes whisper write simplified Chinese: without one it tends to traditional
+/// characters.
+pub const SIMPLIFIED_CHINESE_PROMPT: &str = "以下是普通话的句子。";
+
+/// Builds the initial prompt: the simplified-Chinese sentence, then the domain words (category
+/// names, local place names) so whisper prefers 井盖 to 景概. Words are deduplicated and the
+/// prompt kept short: whisper gives a prompt at most half its 448-token context, and a long list
+/// of words invites the decoder to recite it.
+pub fn domain_prompt<'a>(language: &Language, words: impl IntoIterator<Item = &'a str>) -> String {
+    const MAX_CHARS: usize = 120;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut list = String::new();
+    for w in words {
+        let w = w.trim();
+        if w.is_empty() || !seen.insert(w.to_string()) {
+            continue;
+        }
+        if list.chars().count() + w.chars().count() + 1 > MAX_CHARS {
+            break;
+        }
+        if !list.is_empty() {
+            list.push('、');
+        }
+        list.push_str(w);
+    }
+    let english = matches!(language, Language::Code(c) if c == "en");
+    match (english, list.is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => format!("A call to the city service hotline about {list}."),
+        (false, true) => SIMPLIFIED_CHINESE_PROMPT.to_string(),
+        (false, false) => format!("以下是普通话的句子，是市民打给城市管理热线的电话，说到{list}。"),
+    }
+}
+
+/// One piece of decoded text on the recording's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedText {
+    /// Start, in milliseconds from the start of the recording.
+    pub start_ms: u64,
+    /// End, in milliseconds.
+    pub end_ms: u64,
+    /// The text, trimmed.
+    pub text: String,
+}
+
+/// What one channel gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelText {
+    /// Segments in time order.
+    pub segments: Vec<TimedText>,
+    /// The language decoded in (detected when asked for `auto`).
+    pub language: String,
+}
+
+/// A loaded whisper model. Loading takes a moment and the weights are read-only, so one engine
+/// is shared (`Arc`) by all workers; each decode makes its own state.
+pub struct Engine {
+    ctx: WhisperContext,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("path", &self.path).finish()
+    }
+}
+
+impl Engine {
+    /// Loads a ggml model file (as written by `hotline model import`).
+    pub fn load(path: &Path) -> Result<Engine, EngineError> {
+        if !path.is_file() {
+            return Err(EngineError::Load {
+                path: path.to_path_buf(),
+                reason: "no such file".into(),
+            });
+        }
+        whisper_rs::install_logging_hooks();
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| EngineError::Load {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Engine {
+            ctx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decodes the `speech` regions (sample ranges at [`RATE`]) of one channel's `samples`.
+    /// Regions longer than a window are cut into window-sized pieces; the caller's voice activity
+    /// should already have split them at pauses.
+    pub fn transcribe_speech(
+        &self,
+        samples: &[f32],
+        speech: &[Range<usize>],
+        options: &DecodeOptions,
+    ) -> Result<ChannelText, EngineError> {
+        let mut state = self.ctx.create_state()?;
+        let mut segments = Vec::new();
+        let mut language = options.language.as_str().to_string();
+        for window in pack(speech, samples.len()) {
+            let audio = window.assemble(samples);
+            if audio.is_empty() {
+                continue;
+            }
+            let params = full_params(options);
+            state.full(params, &audio)?;
+            if options.language == Language::Auto {
+                let id = state.full_lang_id_from_state();
+                if let Some(code) = whisper_rs::get_lang_str(id) {
+                    language = code.to_string();
+                }
+            }
+            for segment in state.as_iter() {
+                let text = segment.to_str_lossy()?.trim().to_string();
+                if text.is_empty() || segment.no_speech_probability() > 0.8 && text.len() < 12 {
+                    continue;
+                }
+                let t0 = segment.start_timestamp().max(0) as u64 * 10;
+                let t1 = segment.end_timestamp().max(0) as u64 * 10;
+                let (start_ms, end_ms) = window.to_source_ms(t0, t1.max(t0));
+                segments.push(TimedText {
+                    start_ms,
+                    end_ms,
+                    text,
+                });
+            }
+        }
+        Ok(ChannelText { segments, language })
+    }
+}
+
+fn full_params(options: &DecodeOptions) -> FullParams<'_, '_> {
+    let strategy = match options.search {
+        Search::Greedy => SamplingStrategy::Greedy { best_of: 1 },
+        Search::Beam(n) => SamplingStrategy::BeamSearch {
+            beam_size: i32::from(n.max(1)),
+            patience: -1.0,
+        },
+    };
+    let mut p = FullParams::new(strategy);
+    p.set_n_threads(i32::from(options.threads.max(1)));
+    match &options.language {
+        Language::Code(c) => p.set_language(Some(c.as_str())),
+        Language::Auto => {
+            p.set_language(Some("auto"));
+        }
+    }
+    p.set_translate(false);
+    p.set_no_context(true);
+    p.set_suppress_blank(true);
+    p.set_suppress_nst(true);
+    p.set_print_progress(false);
+    p.set_print_realtime(false);
+    p.set_print_special(false);
+    p.set_print_timestamps(false);
+    if !options.temperature_fallback {
+        p.set_temperature_inc(0.0);
+    }
+    if let Some(prompt) = options.prompt.as_deref().filter(|p| !p.is_empty()) {
+        p.set_initial_prompt(prompt);
+    }
+    p
+}
+
+/// One decoding window: pieces of the source laid end to end with pauses between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// `(source range, offset in the window)`, in samples, in order.
+    pub pieces: Vec<(Range<usize>, usize)>,
+    /// Length of the window in samples.
+    pub len: usize,
+}
+
+impl Window {
+    /// The window's audio: the pieces with silence between them.
+    pub fn assemble(&self, samples: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.len];
+        for (range, offset) in &self.pieces {
+            let src = &samples[range.clone()];
+            out[*offset..*offset + src.len()].copy_from_slice(src);
+        }
+        out
+    }
+
+    /// Maps a time span inside the window back to the source, in milliseconds. A point in a pause
+    /// goes to the nearest piece edge.
+    pub fn to_source_ms(&self, start_ms: u64, end_ms: u64) -> (u64, u64) {
+        let map = |ms: u64, is_end: bool| -> u64 {
+            let at = (ms as usize).saturating_mul(RATE) / 1000;
+            let mut best = None;
+            for (range, offset) in &self.pieces {
+                let len = range.end - range.start;
+                if at < *offset {
+                    // In the pause before this piece: a start snaps forward, an end back.
+                    best = Some(if is_end {
+                        best.unwrap_or(range.start)
+                    } else {
+                        range.start
+                    });
+                    break;
+                }
+                if at <= offset + len {
+                    best = Some(range.start + (at - offset));
+                    break;
+                }
+                best = Some(range.end);
+            }
+            (best.unwrap_or(0) as u64) * 1000 / RATE as u64
+        };
+        let s = map(start_ms, false);
+        let e = map(end_ms, true).max(s);
+        (s, e)
+    }
+}
+
+/// Packs speech regions (sample ranges, clipped to `total` samples) into decoding windows of at
+/// most [`MAX_WINDOW_MS`], [`PACK_GAP_MS`] apart; a region longer than a window is cut.
+pub fn pack(speech: &[Range<usize>], total: usize) -> Vec<Window> {
+    let max = (MAX_WINDOW_MS as usize) * RATE / 1000;
+    let gap = (PACK_GAP_MS as usize) * RATE / 1000;
+    let mut windows = Vec::new();
+    let mut current = Window {
+        pieces: Vec::new(),
+        len: 0,
+    };
+    let mut regions: Vec<Range<usize>> = speech
+        .iter()
+        .map(|r| r.start.min(total)..r.end.min(total))
+        .filter(|r| r.start < r.end)
+        .collect();
+    regions.sort_by_key(|r| r.start);
+    for region in regions {
+        let mut start = region.start;
+        while start < region.end {
+            let lead = if current.pieces.is_empty() { 0 } else { gap };
+            let room = max.saturating_sub(current.len + lead);
+            if room < RATE / 2 && !current.pieces.is_empty() {
+                windows.push(std::mem::replace(
+                    &mut current,
+                    Window {
+                        pieces: Vec::new(),
+                        len: 0,
+                    },
+                ));
+                continue;
+            }
+            let take = (region.end - start).min(room.max(1));
+            let offset = current.len + lead;
+            current.pieces.push((start..start + take, offset));
+            current.len = offset + take;
+            start += take;
+        }
+    }
+    if !current.pieces.is_empty() {
+        windows.push(current);
+    }
+    windows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: usize = RATE;
+
+    #[test]
+    fn short_regions_share_one_window_with_pauses_between() {
+        let w = pack(&[S..2 * S, 5 * S..6 * S, 10 * S..11 * S], 20 * S);
+        assert_eq!(w.len(), 1);
+        let gap = PACK_GAP_MS as usize * RATE / 1000;
+        assert_eq!(
+            w[0].pieces,
+            vec![
+                (S..2 * S, 0),
+                (5 * S..6 * S, S + gap),
+                (10 * S..11 * S, 2 * S + 2 * gap)
+            ]
+        );
+        assert_eq!(w[0].len, 3 * S + 2 * gap);
+    }
+
+    #[test]
+    fn a_long_region_is_cut_into_windows() {
+        let whole = 0..70 * S;
+        let w = pack(std::slice::from_ref(&whole), 70 * S);
+        assert_eq!(w.len(), 3);
+        let max = MAX_WINDOW_MS as usize * RATE / 1000;
+        assert_eq!(w[0].pieces, vec![(0..max, 0)]);
+        assert_eq!(w[1].pieces, vec![(max..2 * max, 0)]);
+        assert_eq!(w[2].pieces, vec![(2 * max..70 * S, 0)]);
+    }
+
+    #[test]
+    fn regions_past_the_end_are_clipped_and_empty_ones_dropped() {
+        let w = pack(&[5 * S..5 * S, 8 * S..12 * S], 10 * S);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].pieces, vec![(8 * S..10 * S, 0)]);
+        assert!(pack(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn window_times_map_back_to_the_recording() {
+        let w = pack(&[S..2 * S, 5 * S..6 * S], 10 * S);
+        let gap_ms = PACK_GAP_MS;
+        // Inside the first piece.
+        assert_eq!(w[0].to_source_ms(0, 500), (1000, 1500));
+        // Inside the second piece.
+        let second = 1000 + gap_ms;
+        assert_eq!(w[0].to_source_ms(second + 100, second + 900), (5100, 5900));
+        // A segment spanning the pause covers both pieces.
+        assert_eq!(w[0].to_source_ms(200, second + 500), (1200, 5500));
+        // A start inside the pause snaps to the next piece.
+        assert_eq!(w[0].to_source_ms(1000 + gap_ms / 2, second + 200).0, 5000);
+    }
+
+    #[test]
+    fn assembling_puts_silence_between_pieces() {
+        let samples: Vec<f32> = (0..10 * S).map(|i| (i / S) as f32 + 1.0).collect();
+        let w = pack(&[S..2 * S, 5 * S..6 * S], samples.len());
+        let a = w[0].assemble(&samples);
+        assert_eq!(a.len(), w[0].len);
+        assert!(a[..S].iter().all(|&x| x == 2.0));
+        assert!(a[S..S + 10].iter().all(|&x| x == 0.0));
+        assert!(a[a.len() - S..].iter().all(|&x| x == 6.0));
+    }
+
+    #[test]
+    fn the_prompt_names_the_domain_once_and_stays_short() {
+        let zh = Language::Code("zh".into());
+        let p = domain_prompt(&zh, ["井盖", "占道经营", "井盖", " ", "渣土车"]);
+        assert_eq!(
+            p,
+            "以下是普通话的句子，是市民打给城市管理热线的电话，说到井盖、占道经营、渣土车。"
+        );
+        assert_eq!(domain_prompt(&zh, []), SIMPLIFIED_CHINESE_PROMPT);
+        let many: Vec<String> = (0..200).map(|i| format!("地名{i}")).collect();
+        let long = domain_prompt(&zh, many.iter().map(String::as_str));
+        assert!(long.chars().count() < 180, "{long}");
+        let en = domain_prompt(&Language::Code("en".into()), ["manhole covers"]);
+        assert!(en.contains("manhole covers"));
+    }
+
+    #[test]
+    fn languages_are_checked() {
+        assert_eq!(Language::parse("ZH").unwrap(), Language::Code("zh".into()));
+        assert_eq!(Language::parse("auto").unwrap(), Language::Auto);
+        assert!(matches!(
+            Language::parse("klingon"),
+            Err(EngineError::Language(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_model_is_a_clear_error() {
+        let e = Engine::load(Path::new("/nonexistent/model.bin")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/model.bin"), "{e}");
+    }
+}
