@@ -110,7 +110,6 @@ async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<S
         .as_deref()
         .and_then(|n| PhoneNumber::parse(n).ok());
     // The number stays in the reporter (masked for departments), never in the content.
-    let lang = if m.language == "en" { "，英文" } else { "" };
     let new = NewTicket {
         hotline: Some(m.hotline.clone()),
         channel: Some(Channel::Phone),
@@ -118,7 +117,8 @@ async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<S
             phone,
             ..Reporter::default()
         },
-        content: format!("电话留言（{seconds} 秒{lang}），内容见录音。"),
+        // The transcript replaces this placeholder once it is ready (ticketing::transcripts).
+        content: ticketing::transcripts::voicemail_placeholder(seconds, m.language == "en"),
         attachments: vec![Attachment {
             kind: AttachmentKind::Recording,
             uri: m.recording.clone(),

@@ -5,7 +5,8 @@
 //! (the state machine, sans-IO), [`sla::Sla`] (due times), [`store::Store`] (SQLite or PostgreSQL),
 //! [`calls`] (call detail records the SIP gateway writes), [`audit`] (the general audit log),
 //! [`citizens`] (city-app login codes, points and ratings, sans-IO) and [`app`] (a citizen's own
-//! tickets as the app shows them).
+//! tickets as the app shows them), [`transcripts`] (the transcription job queue and transcripts of
+//! recordings and voicemails).
 //!
 //! Invariants: nothing here knows about SIP, HTTP or WeChat; no function reads the clock — `now`
 //! is always passed in; only [`store`] writes ticket rows, and every change writes its audit event
@@ -25,6 +26,7 @@ pub mod model;
 pub mod service;
 pub mod sla;
 pub mod store;
+pub mod transcripts;
 pub mod workflow;
 
 #[cfg(feature = "testing")]

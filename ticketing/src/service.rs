@@ -100,7 +100,7 @@ pub struct Tickets {
     hotlines: Arc<Vec<Hotline>>,
 }
 
-const MAX_CONTENT_CHARS: usize = 5000;
+pub(crate) const MAX_CONTENT_CHARS: usize = 5000;
 
 impl Tickets {
     /// Wires the store to the configured policy. `hotlines` must not be empty.

@@ -3,7 +3,8 @@
 //!
 //! Tables: tickets and their trail (`tickets`), staff and sessions (`users`), call detail records
 //! (`calls`), the general audit log (`audit`), city-app citizens with their codes, tokens, points
-//! and ratings (`citizens`).
+//! and ratings (`citizens`), transcription jobs and transcripts with their full-text search
+//! (`transcripts`).
 //!
 //! Invariant: only this module writes ticket rows, and every ticket change writes its audit event
 //! in the same transaction.
@@ -16,6 +17,7 @@ mod merges;
 mod outbox;
 mod threads;
 mod tickets;
+mod transcripts;
 mod users;
 mod write;
 
@@ -68,6 +70,9 @@ pub enum StoreError {
     /// A unique key already taken (a username, say).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// A value the store must not keep (a recording path that leaves the data directory).
+    #[error("{0}")]
+    Invalid(String),
     /// The commit shared with other writers failed (SQLite group commit): nothing of it stayed.
     #[error("database error at commit: {0}")]
     Commit(Arc<sqlx::Error>),

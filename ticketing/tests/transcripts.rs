@@ -1,0 +1,874 @@
+//! The transcription queue and transcripts on a real database: SQLite always, PostgreSQL when
+//! `TEST_DATABASE_URL` is set.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use ticketing::calendar::{CalendarConfig, WorkCalendar};
+use ticketing::category::Catalogue;
+use ticketing::db_test;
+use ticketing::department::Directory;
+use ticketing::model::{Attachment, AttachmentKind, PhoneNumber, Reporter};
+use ticketing::sla::{Sla, SlaConfig};
+use ticketing::store::StoreError;
+use ticketing::transcripts::{
+    JobKind, JobState, MAX_ATTEMPTS, NewSegment, NewTranscript, NewTranscriptionJob, Speaker,
+    TranscriptionJob, retry_delay, voicemail_placeholder,
+};
+use ticketing::{ActionKind, Actor, Channel, Hotline, NewCall, NewTicket, Role, Store, Tickets};
+
+/// Monday 2026-11-23 09:00 in Shanghai.
+fn monday_morning() -> Timestamp {
+    "2026-11-23T01:00:00Z".parse().unwrap()
+}
+
+fn secs(s: i64) -> SignedDuration {
+    SignedDuration::from_secs(s)
+}
+
+const LEASE: Duration = Duration::from_secs(600);
+
+fn service(store: Store) -> Tickets {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../config");
+    let catalogue =
+        Catalogue::from_toml(&std::fs::read_to_string(format!("{root}/categories.toml")).unwrap())
+            .unwrap();
+    let directory =
+        Directory::from_toml(&std::fs::read_to_string(format!("{root}/departments.toml")).unwrap())
+            .unwrap();
+    let calendar = WorkCalendar::from_config(&CalendarConfig::default()).unwrap();
+    let sla = Sla::new(calendar, SlaConfig::default(), &catalogue);
+    let hotlines = vec![Hotline {
+        number: "12319".into(),
+        name: "城市管理服务热线".into(),
+        aliases: vec![],
+        hours: None,
+    }];
+    Tickets::new(store, sla, catalogue, directory, hotlines)
+}
+
+fn ivr() -> Actor {
+    Actor {
+        id: 0,
+        name: "IVR".into(),
+        role: Role::Agent,
+        department: None,
+    }
+}
+
+/// A call record, as the gateway writes it; returns its row id.
+async fn call(store: &Store, call_id: &str, at: Timestamp) -> i64 {
+    store
+        .call_started(&NewCall {
+            call_id: call_id.into(),
+            hotline: Some("12319".into()),
+            from_number: Some("13812345678".into()),
+            from_uri: None,
+            to_number: Some("12319".into()),
+            source: None,
+            trunk: None,
+            started_at: at,
+            node: Some("node-a".into()),
+        })
+        .await
+        .unwrap()
+}
+
+fn recording(name: &str) -> String {
+    format!("recordings/2026/11/23/{name}.wav")
+}
+
+fn call_job(call_id: Option<i64>, name: &str) -> NewTranscriptionJob {
+    NewTranscriptionJob {
+        call_id,
+        ticket_id: None,
+        kind: JobKind::Call,
+        recording_path: recording(name),
+    }
+}
+
+/// A two-sided transcript: the agent greets, the caller says `caller_says`.
+fn said(caller_says: &[&str]) -> NewTranscript {
+    let mut segments = vec![NewSegment {
+        speaker: Speaker::Hotline,
+        start_ms: 0,
+        end_ms: 2_500,
+        text: "您好，12319城市管理热线。".into(),
+    }];
+    for (i, text) in caller_says.iter().enumerate() {
+        let start = 3_000 + 4_000 * i64::try_from(i).unwrap();
+        segments.push(NewSegment {
+            speaker: Speaker::Caller,
+            start_ms: start,
+            end_ms: start + 3_500,
+            text: (*text).into(),
+        });
+    }
+    NewTranscript {
+        model: "whisper-base".into(),
+        language: "zh".into(),
+        duration_ms: 3_000 + 4_000 * i64::try_from(caller_says.len()).unwrap(),
+        processing_ms: 1_200,
+        segments,
+    }
+}
+
+/// Claims the next job for `worker`, which must be `expected`.
+async fn claim(store: &Store, worker: &str, now: Timestamp, expected: i64) -> TranscriptionJob {
+    let job = store
+        .claim_transcription(worker, now, LEASE)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{worker} finds job {expected} due at {now}"));
+    assert_eq!(job.id, expected);
+    job
+}
+
+/// Queues, claims and finishes one recording; returns the transcript id.
+async fn transcribe(
+    store: &Store,
+    job: NewTranscriptionJob,
+    t: NewTranscript,
+    at: Timestamp,
+) -> i64 {
+    let id = store.enqueue_transcription(&job, at).await.unwrap();
+    let claimed = claim(store, "worker-1", at, id).await;
+    store
+        .finish_transcription(&claimed, &t, at)
+        .await
+        .unwrap()
+        .expect("the claim is still ours")
+        .transcript_id
+}
+
+db_test!(queueing_a_recording_twice_makes_one_job, |db| {
+    let store = &db.store;
+    let t0 = monday_morning();
+    let c = call(store, "c1", t0).await;
+    let first = store
+        .enqueue_transcription(&call_job(Some(c), "c1"), t0)
+        .await
+        .unwrap();
+    let again = store
+        .enqueue_transcription(&call_job(Some(c), "c1"), t0 + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let job = store.transcription_job(first).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.attempts, 0);
+    assert_eq!(job.next_at, t0, "the second enqueue changed nothing");
+    assert_eq!(job.call_id, Some(c));
+    assert_eq!(job.kind, JobKind::Call);
+    let backlog = store.transcription_backlog().await.unwrap();
+    assert_eq!((backlog.queued, backlog.running), (1, 0));
+    assert_eq!(backlog.oldest_queued_at, Some(t0));
+    // Finished, it is still the one job for that file.
+    let claimed = claim(store, "w", t0, first).await;
+    store
+        .finish_transcription(&claimed, &said(&["井盖坏了"]), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .enqueue_transcription(&call_job(Some(c), "c1"), t0 + secs(60))
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(
+        store.transcription_job(first).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    // A batch import without a call record is fine; a path out of the data directory is not.
+    store
+        .enqueue_transcription(&call_job(None, "imported"), t0)
+        .await
+        .unwrap();
+    for bad in ["/etc/passwd", "../hotline.db", ""] {
+        let mut job = call_job(None, "x");
+        job.recording_path = bad.into();
+        assert!(
+            matches!(
+                store.enqueue_transcription(&job, t0).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?} accepted"
+        );
+    }
+});
+
+db_test!(claims_take_due_jobs_in_order_and_count_the_try, |db| {
+    let store = &db.store;
+    let t0 = monday_morning();
+    let a = store
+        .enqueue_transcription(&call_job(None, "a"), t0)
+        .await
+        .unwrap();
+    let b = store
+        .enqueue_transcription(&call_job(None, "b"), t0 + secs(1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_transcription("w", t0 - secs(1), LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing is due before it was queued"
+    );
+    let now = t0 + secs(2);
+    let first = claim(store, "w1", now, a).await;
+    assert_eq!(first.state, JobState::Running);
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.claimed_by.as_deref(), Some("w1"));
+    assert_eq!(first.lease_until, Some(now + secs(600)));
+    claim(store, "w2", now, b).await;
+    assert!(
+        store
+            .claim_transcription("w3", now, LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let backlog = store.transcription_backlog().await.unwrap();
+    assert_eq!((backlog.queued, backlog.running), (0, 2));
+    assert_eq!(backlog.oldest_queued_at, None);
+});
+
+db_test!(concurrent_workers_never_claim_the_same_job, |db| {
+    let store = &db.store;
+    let t0 = monday_morning();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(
+            store
+                .enqueue_transcription(&call_job(None, &format!("r{i}")), t0)
+                .await
+                .unwrap(),
+        );
+    }
+    let now = t0 + secs(1);
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = store.clone();
+        workers.spawn(async move {
+            let name = format!("worker-{w}");
+            let mut got = Vec::new();
+            while let Some(job) = store.claim_transcription(&name, now, LEASE).await.unwrap() {
+                assert_eq!(job.claimed_by.as_deref(), Some(name.as_str()));
+                got.push(job.id);
+                tokio::task::yield_now().await;
+            }
+            got
+        });
+    }
+    let mut claimed: HashMap<i64, u32> = HashMap::new();
+    let mut busy = 0;
+    while let Some(got) = workers.join_next().await {
+        let got = got.unwrap();
+        busy += usize::from(!got.is_empty());
+        for id in got {
+            *claimed.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(claimed.len(), 50, "every job claimed");
+    assert!(
+        claimed.values().all(|&n| n == 1),
+        "a job claimed twice: {claimed:?}"
+    );
+    let mut sorted: Vec<i64> = claimed.into_keys().collect();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ids);
+    eprintln!("{busy} of 8 workers got jobs");
+    let backlog = store.transcription_backlog().await.unwrap();
+    assert_eq!((backlog.queued, backlog.running), (0, 50));
+});
+
+db_test!(
+    a_dead_workers_job_is_taken_over_and_the_late_worker_is_refused,
+    |db| {
+        let store = &db.store;
+        let t0 = monday_morning();
+        let c = call(store, "c-lease", t0).await;
+        let id = store
+            .enqueue_transcription(&call_job(Some(c), "lease"), t0)
+            .await
+            .unwrap();
+        let lost = claim(store, "node-a/1", t0, id).await;
+        // Within the lease nobody else gets it; a heartbeat moves the lease on.
+        assert!(
+            store
+                .claim_transcription("node-b/1", t0 + secs(599), LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .extend_transcription_lease(&lost, t0 + secs(300), LEASE)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .claim_transcription("node-b/1", t0 + secs(899), LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "the extended lease holds"
+        );
+        // node-a stops sending heartbeats; after its lease node-b takes the job over.
+        let later = t0 + secs(901);
+        let taken = claim(store, "node-b/1", later, id).await;
+        assert_eq!(taken.attempts, 2);
+        assert_eq!(taken.claimed_by.as_deref(), Some("node-b/1"));
+        // node-a comes back: it can neither finish, fail nor extend the job.
+        assert_eq!(
+            store
+                .finish_transcription(&lost, &said(&["旧的结果"]), later)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .fail_transcription(&lost, "late", later)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !store
+                .extend_transcription_lease(&lost, later, LEASE)
+                .await
+                .unwrap()
+        );
+        assert!(store.transcript_for_call(c).await.unwrap().is_none());
+        // Even a worker of the same name is fenced by the claim's number.
+        let mut same_name = lost.clone();
+        same_name.claimed_by = taken.claimed_by.clone();
+        assert_eq!(
+            store
+                .finish_transcription(&same_name, &said(&["旧的结果"]), later)
+                .await
+                .unwrap(),
+            None
+        );
+        let done = store
+            .finish_transcription(&taken, &said(&["人民路井盖坏了"]), later + secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.filled_ticket, None);
+        let job = store.transcription_job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done);
+        assert_eq!(job.finished_at, Some(later + secs(30)));
+        assert_eq!(job.lease_until, None);
+        let stored = store.transcript_for_call(c).await.unwrap().unwrap();
+        assert_eq!(stored.id, done.transcript_id);
+        assert_eq!(stored.job_id, Some(id));
+        assert_eq!(stored.text, "您好，12319城市管理热线。\n人民路井盖坏了");
+        assert_eq!(stored.segments.len(), 2);
+        assert_eq!(stored.segments[1].speaker, Speaker::Caller);
+        assert_eq!(
+            (stored.segments[1].start_ms, stored.segments[1].end_ms),
+            (3_000, 6_500)
+        );
+        assert_eq!(stored.model, "whisper-base");
+        assert_eq!(stored.duration_ms, 7_000);
+        assert_eq!(
+            store
+                .transcript_for_recording(&recording("lease"))
+                .await
+                .unwrap()
+                .map(|t| t.id),
+            Some(stored.id)
+        );
+        // A finished job is not claimed again.
+        assert!(
+            store
+                .claim_transcription("node-c/1", later + secs(10_000), LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+);
+
+db_test!(
+    failures_back_off_then_give_up_until_an_operator_retries,
+    |db| {
+        let store = &db.store;
+        let t0 = monday_morning();
+        let id = store
+            .enqueue_transcription(&call_job(None, "broken"), t0)
+            .await
+            .unwrap();
+        let mut now = t0;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let job = claim(store, "w", now, id).await;
+            assert_eq!(job.attempts, attempt);
+            let state = store
+                .fail_transcription(&job, &format!("model missing ({attempt})"), now)
+                .await
+                .unwrap();
+            match retry_delay(attempt) {
+                Some(delay) => {
+                    assert_eq!(state, Some(JobState::Queued), "try {attempt}");
+                    let delay = SignedDuration::try_from(delay).unwrap();
+                    let job = store.transcription_job(id).await.unwrap().unwrap();
+                    assert_eq!(job.next_at, now + delay);
+                    assert_eq!(
+                        job.last_error.as_deref(),
+                        Some(format!("model missing ({attempt})").as_str())
+                    );
+                    assert!(
+                        store
+                            .claim_transcription("w", now + delay - secs(1), LEASE)
+                            .await
+                            .unwrap()
+                            .is_none(),
+                        "backing off after try {attempt}"
+                    );
+                    now += delay;
+                }
+                None => assert_eq!(state, Some(JobState::Failed), "try {attempt}"),
+            }
+        }
+        assert_eq!(now.duration_since(t0), secs(30 + 120 + 600 + 3600 + 3600));
+        let job = store.transcription_job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.finished_at, Some(now));
+        assert!(
+            store
+                .claim_transcription("w", now + secs(86_400), LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let backlog = store.transcription_backlog().await.unwrap();
+        assert_eq!((backlog.queued, backlog.failed), (0, 1));
+        let failed = store
+            .list_transcription_jobs(JobState::Failed, 10)
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].last_error.as_deref(), Some("model missing (6)"));
+        // The operator fixes the model and retries: a fresh set of tries, at once.
+        let later = now + secs(86_400);
+        assert_eq!(store.retry_failed_transcriptions(later).await.unwrap(), 1);
+        let job = claim(store, "w", later, id).await;
+        assert_eq!(job.attempts, 1);
+        assert_eq!(store.retry_failed_transcriptions(later).await.unwrap(), 0);
+        // A job under a live lease is not requeued from under its worker.
+        assert!(!store.requeue_transcription(id, later).await.unwrap());
+    }
+);
+
+db_test!(
+    a_recording_that_kills_its_worker_every_time_is_given_up,
+    |db| {
+        let store = &db.store;
+        let t0 = monday_morning();
+        let id = store
+            .enqueue_transcription(&call_job(None, "poison"), t0)
+            .await
+            .unwrap();
+        let other = store
+            .enqueue_transcription(&call_job(None, "fine"), t0 + secs(1))
+            .await
+            .unwrap();
+        let mut now = t0 + secs(2);
+        for attempt in 1..=MAX_ATTEMPTS {
+            // Each worker dies holding it; the next claim after the lease takes it over.
+            let job = claim(store, &format!("w{attempt}"), now, id).await;
+            assert_eq!(job.attempts, attempt);
+            now += secs(601);
+            if attempt == 1 {
+                // The other job is taken and finished meanwhile.
+                let j = claim(store, "steady", now - secs(600), other).await;
+                store
+                    .finish_transcription(&j, &said(&["好的"]), now - secs(600))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        assert!(
+            store
+                .claim_transcription("w7", now, LEASE)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let job = store.transcription_job(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.last_error.unwrap().contains("lease ran out"));
+    }
+);
+
+db_test!(
+    search_finds_chinese_and_english_words_with_a_snippet,
+    |db| {
+        let store = &db.store;
+        let t0 = monday_morning();
+        let manhole = call(store, "c-manhole", t0).await;
+        let light = call(store, "c-light", t0 + secs(60)).await;
+        let english = call(store, "c-english", t0 + secs(120)).await;
+        transcribe(
+            store,
+            call_job(Some(manhole), "manhole"),
+            said(&["我要反映一下", "人民路和解放路路口的井盖坏了，晚上很危险。"]),
+            t0 + secs(600),
+        )
+        .await;
+        transcribe(
+            store,
+            call_job(Some(light), "light"),
+            said(&["长江西路上的路灯不亮了，已经三天了。"]),
+            t0 + secs(660),
+        )
+        .await;
+        let mut en = said(&[
+            "Hello, the Manhole cover on Renmin Road is broken.",
+            "100% sure",
+        ]);
+        en.language = "en".into();
+        transcribe(
+            store,
+            call_job(Some(english), "english"),
+            en,
+            t0 + secs(720),
+        )
+        .await;
+        let calls_of = |hits: &[ticketing::transcripts::TranscriptHit]| -> Vec<Option<i64>> {
+            hits.iter().map(|h| h.call_id).collect()
+        };
+        // Two characters (no trigram), four, three, one.
+        let hits = store.search_transcripts("井盖", 20).await.unwrap();
+        assert_eq!(calls_of(&hits), [Some(manhole)]);
+        assert!(hits[0].snippet.contains("井盖坏了"), "{}", hits[0].snippet);
+        assert_eq!(hits[0].at_ms, Some(7_000), "the second caller segment");
+        assert_eq!(hits[0].recording_path, recording("manhole"));
+        let hits = store.search_transcripts("井盖坏了", 20).await.unwrap();
+        assert_eq!(calls_of(&hits), [Some(manhole)]);
+        assert_eq!(
+            hits[0].snippet,
+            "…线。 我要反映一下 人民路和解放路路口的井盖坏了，晚上很危险。"
+        );
+        assert_eq!(
+            calls_of(&store.search_transcripts("不亮了", 20).await.unwrap()),
+            [Some(light)]
+        );
+        assert_eq!(
+            calls_of(&store.search_transcripts("灯", 20).await.unwrap()),
+            [Some(light)]
+        );
+        // Every call has the greeting: newest first.
+        assert_eq!(
+            calls_of(&store.search_transcripts("热线", 20).await.unwrap()),
+            [Some(english), Some(light), Some(manhole)]
+        );
+        assert_eq!(
+            calls_of(&store.search_transcripts("城市管理热线", 2).await.unwrap()),
+            [Some(english), Some(light)]
+        );
+        // English, whatever the case; a segment's start to play from.
+        let hits = store.search_transcripts("manhole COVER", 20).await.unwrap();
+        assert_eq!(calls_of(&hits), [Some(english)]);
+        assert!(
+            hits[0].snippet.contains("Manhole cover"),
+            "{}",
+            hits[0].snippet
+        );
+        assert_eq!(hits[0].at_ms, Some(3_000));
+        assert_eq!(
+            calls_of(&store.search_transcripts("RO", 20).await.unwrap()),
+            [Some(english)]
+        );
+        // Unrelated words find nothing; LIKE wildcards are literal.
+        for nothing in ["垃圾", "违章停车", "xyz", "_", "%%", "路灯坏", "\""] {
+            assert_eq!(
+                calls_of(&store.search_transcripts(nothing, 20).await.unwrap()),
+                [],
+                "{nothing:?}"
+            );
+        }
+        assert_eq!(
+            calls_of(&store.search_transcripts("100%", 20).await.unwrap()),
+            [Some(english)]
+        );
+        assert_eq!(
+            calls_of(&store.search_transcripts("%", 20).await.unwrap()),
+            [Some(english)]
+        );
+        assert!(store.search_transcripts("  ", 20).await.unwrap().is_empty());
+    }
+);
+
+db_test!(a_new_transcript_replaces_the_old_in_search, |db| {
+    let store = &db.store;
+    let t0 = monday_morning();
+    let c = call(store, "c-again", t0).await;
+    let job = call_job(Some(c), "again");
+    let first = transcribe(store, job.clone(), said(&["京盖坏了，在人民路"]), t0).await;
+    assert_eq!(store.search_transcripts("京盖", 5).await.unwrap().len(), 1);
+    assert_eq!(
+        store.search_transcripts("京盖坏了", 5).await.unwrap().len(),
+        1
+    );
+    // Transcribed again with a better model.
+    let id = store.enqueue_transcription(&job, t0).await.unwrap();
+    assert!(
+        store
+            .requeue_transcription(id, t0 + secs(60))
+            .await
+            .unwrap()
+    );
+    let claimed = claim(store, "w", t0 + secs(60), id).await;
+    assert_eq!(claimed.attempts, 1);
+    let mut better = said(&["井盖坏了", "在人民路"]);
+    better.model = "whisper-small".into();
+    better.segments.push(NewSegment {
+        speaker: Speaker::Caller,
+        start_ms: 12_000,
+        end_ms: 13_000,
+        text: "  ".into(),
+    });
+    let second = store
+        .finish_transcription(&claimed, &better, t0 + secs(90))
+        .await
+        .unwrap()
+        .unwrap()
+        .transcript_id;
+    assert_eq!(second, first, "replaced in place");
+    for gone in ["京盖", "京盖坏了"] {
+        assert!(
+            store.search_transcripts(gone, 5).await.unwrap().is_empty(),
+            "{gone} still found"
+        );
+    }
+    for found in ["井盖", "井盖坏了", "人民路"] {
+        let hits = store.search_transcripts(found, 5).await.unwrap();
+        assert_eq!(hits.len(), 1, "{found}");
+        assert_eq!(hits[0].transcript_id, first);
+        assert_eq!(hits[0].created_at, t0 + secs(90));
+    }
+    let stored = store.transcript_for_call(c).await.unwrap().unwrap();
+    assert_eq!(stored.model, "whisper-small");
+    assert_eq!(stored.segments.len(), 3);
+    assert_eq!(stored.text, "您好，12319城市管理热线。\n井盖坏了\n在人民路");
+});
+
+async fn voicemail_ticket(t: &Tickets, content: String, at: Timestamp) -> ticketing::Ticket {
+    t.intake(
+        NewTicket {
+            hotline: Some("12319".into()),
+            channel: Some(Channel::Phone),
+            reporter: Reporter {
+                phone: Some(PhoneNumber::parse("13812345678").unwrap()),
+                ..Reporter::default()
+            },
+            content,
+            attachments: vec![Attachment {
+                kind: AttachmentKind::Recording,
+                uri: recording("vm"),
+                content_type: Some("audio/wav".into()),
+                note: None,
+            }],
+            ..NewTicket::default()
+        },
+        &ivr(),
+        at,
+    )
+    .await
+    .unwrap()
+}
+
+db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
+    let store = &db.store;
+    let t = service(store.clone());
+    let t0 = monday_morning();
+    let placeholder = voicemail_placeholder(12, false);
+    let ticket = voicemail_ticket(&t, placeholder.clone(), t0).await;
+    let c = call(store, "c-vm", t0).await;
+    assert!(store.link_call_ticket("c-vm", ticket.id).await.unwrap());
+    let job = NewTranscriptionJob {
+        call_id: Some(c),
+        ticket_id: Some(ticket.id),
+        kind: JobKind::Message,
+        recording_path: recording("vm"),
+    };
+    let id = store.enqueue_transcription(&job, t0).await.unwrap();
+    let claimed = claim(store, "w", t0 + secs(5), id).await;
+    let mut vm = said(&[]);
+    vm.segments = vec![NewSegment {
+        speaker: Speaker::Caller,
+        start_ms: 500,
+        end_ms: 11_000,
+        text: "人民路小学门口的井盖坏了，请尽快处理。".into(),
+    }];
+    let done = store
+        .finish_transcription(&claimed, &vm, t0 + secs(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.filled_ticket.as_ref(), Some(&ticket.number));
+    let agent = Actor {
+        id: 1,
+        name: "agent".into(),
+        role: Role::Agent,
+        department: None,
+    };
+    let now = t.get(ticket.number.as_str(), &agent).await.unwrap();
+    assert_eq!(now.content, "人民路小学门口的井盖坏了，请尽快处理。");
+    assert_eq!(now.updated_at, t0 + secs(20));
+    let events = store.events(ticket.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.action, ActionKind::Supplement);
+    assert_eq!(last.actor_name, "语音转写");
+    assert_eq!(last.from, Some(now.work.status));
+    assert_eq!(last.data["source"], "transcript");
+    assert_eq!(last.data["replaced"], placeholder.as_str());
+    assert_eq!(last.data["transcript_id"], done.transcript_id);
+    assert!(last.note.as_deref().unwrap().contains(&placeholder));
+    let mine = store.transcripts_for_ticket(ticket.id).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].ticket_id, Some(ticket.id));
+    let hits = store.search_transcripts("井盖", 5).await.unwrap();
+    assert_eq!(hits[0].ticket_number.as_ref(), Some(&ticket.number));
+
+    // Transcribed again: the content is the citizen's words now, not the placeholder, and stays.
+    assert!(
+        store
+            .requeue_transcription(id, t0 + secs(60))
+            .await
+            .unwrap()
+    );
+    let claimed = claim(store, "w", t0 + secs(60), id).await;
+    let mut other = vm.clone();
+    other.segments[0].text = "别的文字".into();
+    let again = store
+        .finish_transcription(&claimed, &other, t0 + secs(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.filled_ticket, None);
+    assert_eq!(
+        t.get(ticket.number.as_str(), &agent).await.unwrap().content,
+        "人民路小学门口的井盖坏了，请尽快处理。"
+    );
+    assert_eq!(store.events(ticket.id).await.unwrap().len(), events.len());
+
+    // An English message, supplemented by the citizen before the transcript came: the
+    // placeholder line is replaced, the added line kept.
+    let english = voicemail_ticket(&t, voicemail_placeholder(8, true), t0).await;
+    t.supplement(
+        english.number.as_str(),
+        ticketing::store::Supplement {
+            content: Some("在学校门口".into()),
+            ..Default::default()
+        },
+        &Default::default(),
+        &agent,
+        t0 + secs(1),
+    )
+    .await
+    .unwrap();
+    let id = store
+        .enqueue_transcription(
+            &NewTranscriptionJob {
+                call_id: None,
+                ticket_id: Some(english.id),
+                kind: JobKind::Message,
+                recording_path: recording("vm-en"),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let claimed = claim(store, "w", t0 + secs(5), id).await;
+    let mut en = vm.clone();
+    en.language = "en".into();
+    en.segments[0].text = "The manhole cover is broken.".into();
+    store
+        .finish_transcription(&claimed, &en, t0 + secs(9))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.get(english.number.as_str(), &agent)
+            .await
+            .unwrap()
+            .content,
+        "The manhole cover is broken.\n在学校门口"
+    );
+
+    // A silent message leaves the placeholder.
+    let silent = voicemail_ticket(&t, voicemail_placeholder(3, false), t0).await;
+    let id = store
+        .enqueue_transcription(
+            &NewTranscriptionJob {
+                call_id: None,
+                ticket_id: Some(silent.id),
+                kind: JobKind::Message,
+                recording_path: recording("vm-silent"),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let claimed = claim(store, "w", t0 + secs(5), id).await;
+    let mut nothing = vm.clone();
+    nothing.segments.clear();
+    let done = store
+        .finish_transcription(&claimed, &nothing, t0 + secs(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.filled_ticket, None);
+    assert_eq!(
+        t.get(silent.number.as_str(), &agent).await.unwrap().content,
+        voicemail_placeholder(3, false)
+    );
+});
+
+db_test!(
+    a_calls_transcript_belongs_to_the_ticket_linked_later,
+    |db| {
+        let store = &db.store;
+        let t = service(store.clone());
+        let t0 = monday_morning();
+        let c = call(store, "c-link", t0).await;
+        transcribe(
+            store,
+            call_job(Some(c), "link"),
+            said(&["井盖坏了"]),
+            t0 + secs(60),
+        )
+        .await;
+        let ticket = voicemail_ticket(&t, "人民路井盖坏了".into(), t0 + secs(90)).await;
+        assert!(
+            store
+                .transcripts_for_ticket(ticket.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.link_call_ticket("c-link", ticket.id).await.unwrap());
+        let mine = store.transcripts_for_ticket(ticket.id).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].call_id, Some(c));
+        assert_eq!(mine[0].ticket_id, Some(ticket.id));
+        let hits = store.search_transcripts("井盖坏了", 5).await.unwrap();
+        assert_eq!(hits[0].ticket_number.as_ref(), Some(&ticket.number));
+        // A call transcript never rewrites a ticket's content.
+        assert_eq!(
+            store.ticket(&ticket.number).await.unwrap().unwrap().content,
+            "人民路井盖坏了"
+        );
+    }
+);
