@@ -9,8 +9,11 @@ use jiff::Timestamp;
 use sip_gateway::{CallEvent, EndedBy, Message};
 use ticketing::calls::{self, CallEnd, NewCall};
 use ticketing::model::{Attachment, AttachmentKind, PhoneNumber, Reporter};
+use ticketing::transcripts::{JobKind, NewTranscriptionJob};
 use ticketing::{Actor, Channel, NewTicket, Role, Store, TicketNumber, Tickets};
 use tokio::sync::mpsc;
+
+use crate::transcription::worker::Queue;
 
 /// This node's name in call records: `HOTLINE_NODE`, else the host name.
 pub fn node_name() -> String {
@@ -103,7 +106,7 @@ impl sip_gateway::CallServices for TicketStatus {
 
 /// A message left in the IVR becomes a phone ticket (受理) with the recording attached, linked
 /// to its call. Its content says it is a message until the transcript fills it in.
-async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<String> {
+async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<(String, i64)> {
     let seconds = m.duration_ms.div_ceil(1000);
     let phone = m
         .from_number
@@ -132,14 +135,67 @@ async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<S
         .store()
         .link_call_ticket(&m.call_id, ticket.id)
         .await?;
-    Ok(ticket.number.to_string())
+    Ok((ticket.number.to_string(), ticket.id))
 }
 
-/// Writes call events as they come until the gateway drops its sender.
+/// Queues an ended call's recording for transcription. A failure is logged, not returned: the
+/// call record is written, and the start-up backfill queues what was missed.
+async fn queue_call_recording(
+    store: &Store,
+    queue: &Queue,
+    call_id: &str,
+    recording_bytes: Option<u64>,
+) {
+    // A bare WAV header: answered and hung up at once.
+    if recording_bytes.is_some_and(|b| b <= 44) {
+        return;
+    }
+    let call = match store.get_call_by_call_id(call_id).await {
+        Ok(Some(call)) => call,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(%call_id, error = %e, "cannot read the call to queue its transcription");
+            return;
+        }
+    };
+    let Some(path) = call.recording_path else {
+        return;
+    };
+    let job = NewTranscriptionJob {
+        call_id: Some(call.id),
+        ticket_id: None,
+        kind: JobKind::Call,
+        recording_path: path,
+        language: None,
+    };
+    if let Err(e) = queue.enqueue(&job).await {
+        tracing::warn!(%call_id, error = %e, "cannot queue the call's transcription");
+    }
+}
+
+/// Queues a voicemail for transcription in the language the caller chose; its transcript then
+/// becomes the ticket's content.
+async fn queue_message(store: &Store, queue: &Queue, m: &Message, ticket_id: i64) {
+    let call = store.get_call_by_call_id(&m.call_id).await.ok().flatten();
+    let job = NewTranscriptionJob {
+        call_id: call.map(|c| c.id),
+        ticket_id: Some(ticket_id),
+        kind: JobKind::Message,
+        recording_path: m.recording.clone(),
+        language: Some(m.language.to_owned()),
+    };
+    if let Err(e) = queue.enqueue(&job).await {
+        tracing::error!(call_id = %m.call_id, error = %e, "cannot queue the voicemail's transcription");
+    }
+}
+
+/// Writes call events as they come until the gateway drops its sender. With `transcription`,
+/// each finished recording and each voicemail is queued to be transcribed.
 pub async fn write_records(
     tickets: Tickets,
     mut events: mpsc::UnboundedReceiver<CallEvent>,
     node: String,
+    transcription: Option<Queue>,
 ) {
     let store = tickets.store().clone();
     while let Some(event) = events.recv().await {
@@ -174,28 +230,36 @@ pub async fn write_records(
                 reason,
                 recording_bytes,
                 ..
-            } => store
-                .call_ended(
-                    call_id,
-                    &CallEnd {
-                        at: *at,
-                        ended_by: match ended_by {
-                            EndedBy::Caller => calls::EndedBy::Caller,
-                            EndedBy::Hotline => calls::EndedBy::Hotline,
-                            EndedBy::System => calls::EndedBy::System,
-                        },
-                        code: *code,
-                        reason: reason.clone(),
+            } => {
+                let end = CallEnd {
+                    at: *at,
+                    ended_by: match ended_by {
+                        EndedBy::Caller => calls::EndedBy::Caller,
+                        EndedBy::Hotline => calls::EndedBy::Hotline,
+                        EndedBy::System => calls::EndedBy::System,
                     },
-                    *recording_bytes,
-                )
-                .await
-                .map(|_| ()),
+                    code: *code,
+                    reason: reason.clone(),
+                };
+                match store.call_ended(call_id, &end, *recording_bytes).await {
+                    Ok(true) => {
+                        if let Some(queue) = &transcription {
+                            queue_call_recording(&store, queue, call_id, *recording_bytes).await;
+                        }
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
             CallEvent::Digit { .. } => Ok(()),
             CallEvent::Message(m) => {
                 match open_message_ticket(&tickets, m).await {
-                    Ok(number) => {
+                    Ok((number, ticket_id)) => {
                         tracing::info!(call_id = %m.call_id, ticket = %number, "message left in the IVR is a ticket");
+                        if let Some(queue) = &transcription {
+                            queue_message(&store, queue, m, ticket_id).await;
+                        }
                     }
                     Err(e) => {
                         tracing::error!(call_id = %m.call_id, recording = %m.recording, error = %e, "the message could not be made a ticket; the recording is kept");

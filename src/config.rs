@@ -64,6 +64,9 @@ pub struct Config {
     /// The citizen app API (`[app]`, `/api/v1/app/`); off when absent and not set by environment.
     #[serde(default)]
     pub app: Option<crate::citizens::AppConfig>,
+    /// Transcription of recordings (`[transcription]`): on by default, once a model is imported.
+    #[serde(default)]
+    pub transcription: crate::transcription::TranscriptionConfig,
 }
 
 /// `[http]`.
@@ -281,6 +284,10 @@ pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result
     }
     config
         .merge
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    config
+        .transcription
         .validate()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let source = |key: &str| {

@@ -255,7 +255,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out,
                 threads,
                 beam,
-                prompt_words: transcription::prompt_words(&loaded.catalogue),
+                prompt_words: transcription::prompt_words(
+                    &loaded.catalogue,
+                    &loaded.config.transcription.place_names,
+                ),
             };
             let failed =
                 tokio::task::spawn_blocking(move || transcription::run_batch(&req)).await??;
@@ -433,7 +436,21 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
         loaded.config.hotlines.clone(),
     )
     .with_merge_policy(loaded.config.merge.clone());
-    let records = tokio::spawn(calls::write_records(tickets.clone(), call_events_rx, node));
+    let transcription_cfg = loaded.config.transcription.clone();
+    let transcription_queue = transcription::worker::Queue::new(store.clone());
+    let transcription = transcription::worker::start(
+        &transcription_queue,
+        transcription_cfg.clone(),
+        &data_dir,
+        transcription::prompt_words(tickets.catalogue(), &transcription_cfg.place_names),
+        node.clone(),
+    );
+    let records = tokio::spawn(calls::write_records(
+        tickets.clone(),
+        call_events_rx,
+        node,
+        transcription_cfg.enabled.then_some(transcription_queue),
+    ));
     let calendars: std::collections::BTreeMap<String, Arc<dyn ivr::flow::Calendar>> = loaded
         .hours
         .iter()
@@ -528,6 +545,7 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
             loaded.config.web_form.clone(),
         ))),
         citizen_app,
+        transcription: Some(transcription),
     };
     let listener = tokio::net::TcpListener::bind(loaded.http_listen)
         .await
@@ -547,6 +565,12 @@ async fn serve(loaded: config::Loaded) -> anyhow::Result<()> {
             gateway.udp_addr(),
             gateway.tcp_addr()
         ),
+    }
+    if !transcription::worker::model_available(&transcription_cfg, &data_dir) {
+        println!(
+            "transcription off until a model is there: {}",
+            transcription::no_model_hint(&transcription::models_dir(&data_dir))
+        );
     }
     let router = http::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, router)

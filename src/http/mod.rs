@@ -12,6 +12,7 @@ pub mod reference;
 pub mod report_form;
 pub mod session;
 pub mod tickets;
+pub mod transcripts;
 pub mod users;
 pub mod web_form;
 pub mod wechat;
@@ -55,6 +56,9 @@ pub struct App {
     pub web_form: Option<Arc<web_form::WebForm>>,
     /// The citizen app API (`/api/v1/app/`); None when `[app]` is not configured.
     pub citizen_app: Option<Arc<app::CitizenApp>>,
+    /// This node's transcription workers, for their status; None when the router is built
+    /// without them.
+    pub transcription: Option<crate::transcription::worker::Handle>,
 }
 
 /// The OpenAPI document, generated from the handlers and types.
@@ -66,6 +70,8 @@ pub struct App {
         tickets::list, tickets::create, tickets::get, tickets::transition, tickets::events,
         tickets::merge, tickets::unmerge, tickets::duplicates, tickets::reject_duplicate,
         calls::list, calls::get, calls::recording,
+        transcripts::for_call, transcripts::for_ticket, transcripts::search,
+        transcripts::status, transcripts::jobs, transcripts::retry,
         queues::list, queues::set_agent_state, callbacks::list, callbacks::attempt,
         reference::categories, reference::departments, reference::hotlines,
         users::list, users::create,
@@ -81,6 +87,7 @@ pub struct App {
         (name = "auth", description = "Login sessions"),
         (name = "tickets", description = "工单: intake, workflow, audit trail"),
         (name = "calls", description = "Call detail records and recordings (every play audited)"),
+        (name = "transcripts", description = "语音转写: transcripts of calls and voicemails, full-text search (every read audited), the transcription queue"),
         (name = "queues", description = "Call queues (live figures) and callback tasks (回电)"),
         (name = "reference", description = "Categories, departments, hotlines"),
         (name = "users", description = "Staff accounts"),
@@ -140,6 +147,15 @@ pub fn router(app: App) -> Router {
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/recording", get(calls::recording))
+        .route("/calls/{id}/transcript", get(transcripts::for_call))
+        .route(
+            "/tickets/{number}/transcripts",
+            get(transcripts::for_ticket),
+        )
+        .route("/transcripts", get(transcripts::search))
+        .route("/transcription", get(transcripts::status))
+        .route("/transcription/jobs", get(transcripts::jobs))
+        .route("/transcription/jobs/{id}/retry", post(transcripts::retry))
         .route("/queues", get(queues::list))
         .route("/agents/me/state", post(queues::set_agent_state))
         .route("/callbacks", get(callbacks::list))

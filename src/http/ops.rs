@@ -71,6 +71,23 @@ pub async fn metrics(State(app): State<App>) -> Response {
         Ok(n) => metrics::gauge!("hotline_tickets_overdue").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count overdue tickets"),
     }
+    match store.transcription_backlog().await {
+        Ok(b) => {
+            for (state, n) in [
+                ("queued", b.queued),
+                ("running", b.running),
+                ("done", b.done),
+                ("failed", b.failed),
+            ] {
+                metrics::gauge!("hotline_transcription_jobs", "state" => state).set(n as f64);
+            }
+            let lag = b.oldest_queued_at.map_or(0.0, |t| {
+                Timestamp::now().duration_since(t).as_secs_f64().max(0.0)
+            });
+            metrics::gauge!("hotline_transcription_lag_seconds").set(lag);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count transcription jobs"),
+    }
     app.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

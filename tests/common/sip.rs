@@ -379,6 +379,10 @@ impl Hotline {
                 Step::Speak => xml.push_str(
                     "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n",
                 ),
+                Step::Play(path) => xml.push_str(&format!(
+                    "  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n",
+                    path.display()
+                )),
             }
         }
         let end = match end {
@@ -1142,7 +1146,7 @@ pub fn status_read_back(keyed: &str, status: &str) -> Vec<String> {
 }
 
 /// What an IVR caller does after the call is answered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Step {
     /// Waits.
     Pause(u64),
@@ -1150,6 +1154,63 @@ pub enum Step {
     Key(char),
     /// Starts talking: SIPp's 7-second A-law speech capture, played in the background.
     Speak,
+    /// Starts playing this capture (see [`speech_pcap`]) in the background.
+    Play(PathBuf),
+}
+
+/// Writes `wav` (8 kHz mono, 16-bit) as a capture SIPp can play: G.711 A-law RTP, 20 ms a
+/// packet, in Ethernet/IPv4/UDP frames (SIPp rewrites the addresses and ports). Returns how long
+/// it plays.
+pub fn speech_pcap(wav: &Path, out: &Path) -> Duration {
+    let mut reader = hound::WavReader::open(wav).unwrap();
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate),
+        (1, 8000),
+        "{}",
+        wav.display()
+    );
+    let pcm: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    // The classic pcap header: magic, version 2.4, no zone, snap length, Ethernet.
+    let mut file = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    file.extend_from_slice(&2u16.to_le_bytes());
+    file.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        file.extend_from_slice(&word.to_le_bytes());
+    }
+    let mut n = 0;
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        let mut payload: Vec<u8> = chunk
+            .iter()
+            .map(|&x| sip_gateway::g711::alaw_encode(x))
+            .collect();
+        payload.resize(160, 0xd5);
+        let mut rtp = vec![0x80, if i == 0 { 0x88 } else { 0x08 }];
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&((i as u32) * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x4854_4c31u32.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut frame = vec![0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&[0x45, 0]);
+        frame.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend_from_slice(&6000u16.to_be_bytes());
+        frame.extend_from_slice(&6002u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&rtp);
+        let at_us = i as u64 * 20_000;
+        file.extend_from_slice(&((at_us / 1_000_000) as u32).to_le_bytes());
+        file.extend_from_slice(&((at_us % 1_000_000) as u32).to_le_bytes());
+        file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        file.extend_from_slice(&frame);
+        n += 1;
+    }
+    std::fs::write(out, file).unwrap();
+    Duration::from_millis(n * 20)
 }
 
 /// Who ends an IVR call.

@@ -160,6 +160,9 @@ pub struct NewTranscriptionJob {
     pub kind: JobKind,
     /// The file, relative to the data directory (as in `calls.recording_path`); one job per file.
     pub recording_path: String,
+    /// The language spoken when the call knows it (`en`: the caller chose English in the IVR);
+    /// `None` leaves it to the worker's configured language.
+    pub language: Option<String>,
 }
 
 /// A transcription job as stored.
@@ -175,6 +178,8 @@ pub struct TranscriptionJob {
     pub kind: JobKind,
     /// The file, relative to the data directory.
     pub recording_path: String,
+    /// The language spoken, when the call knew it.
+    pub language: Option<String>,
     /// Where it stands.
     pub state: JobState,
     /// Claims so far (each claim is a try; the claim's number fences the worker holding it).

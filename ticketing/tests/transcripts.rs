@@ -85,6 +85,7 @@ fn call_job(call_id: Option<i64>, name: &str) -> NewTranscriptionJob {
         ticket_id: None,
         kind: JobKind::Call,
         recording_path: recording(name),
+        language: None,
     }
 }
 
@@ -701,6 +702,7 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
         ticket_id: Some(ticket.id),
         kind: JobKind::Message,
         recording_path: recording("vm"),
+        language: None,
     };
     let id = store.enqueue_transcription(&job, t0).await.unwrap();
     let claimed = claim(store, "w", t0 + secs(5), id).await;
@@ -738,6 +740,8 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
     let mine = store.transcripts_for_ticket(ticket.id).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].ticket_id, Some(ticket.id));
+    // The voicemail is the ticket's; the call's own recording has no transcript yet.
+    assert!(store.transcript_for_call(c).await.unwrap().is_none());
     let hits = store.search_transcripts("井盖", 5).await.unwrap();
     assert_eq!(hits[0].ticket_number.as_ref(), Some(&ticket.number));
 
@@ -785,6 +789,7 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
                 ticket_id: Some(english.id),
                 kind: JobKind::Message,
                 recording_path: recording("vm-en"),
+                language: None,
             },
             t0,
         )
@@ -816,6 +821,7 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
                 ticket_id: Some(silent.id),
                 kind: JobKind::Message,
                 recording_path: recording("vm-silent"),
+                language: None,
             },
             t0,
         )
@@ -869,6 +875,101 @@ db_test!(
         assert_eq!(
             store.ticket(&ticket.number).await.unwrap().unwrap().content,
             "人民路井盖坏了"
+        );
+    }
+);
+
+db_test!(
+    ended_calls_without_a_job_are_queued_once_and_keep_their_language,
+    |db| {
+        let store = &db.store;
+        let t0 = monday_morning();
+        let end = |at| ticketing::calls::CallEnd {
+            at,
+            ended_by: ticketing::calls::EndedBy::Caller,
+            code: 200,
+            reason: "caller hung up".into(),
+        };
+        // Old, recorded, empty, running, already queued, and the two to backfill.
+        let mut ids = HashMap::new();
+        for (name, started, recorded, bytes, ended) in [
+            ("old", t0 - secs(8 * 86_400), true, Some(96_044), true),
+            ("unrecorded", t0, false, None, true),
+            ("empty", t0, true, Some(44), true),
+            ("running", t0, true, None, false),
+            ("queued", t0, true, Some(96_044), true),
+            ("fresh", t0, true, Some(96_044), true),
+            ("restarted", t0, true, None, true),
+        ] {
+            let id = call(store, name, started).await;
+            ids.insert(name, id);
+            if recorded {
+                store
+                    .call_answered(name, started + secs(1), Some(&recording(name)))
+                    .await
+                    .unwrap();
+            }
+            if ended {
+                store
+                    .call_ended(name, &end(started + secs(30)), bytes)
+                    .await
+                    .unwrap();
+            }
+        }
+        let mut english = call_job(Some(ids["queued"]), "queued");
+        english.language = Some("en".into());
+        let queued = store.enqueue_transcription(&english, t0).await.unwrap();
+
+        let since = t0 - secs(7 * 86_400);
+        let now = t0 + secs(120);
+        assert_eq!(
+            store.enqueue_untranscribed_calls(since, now).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            store.enqueue_untranscribed_calls(since, now).await.unwrap(),
+            0,
+            "a second sweep queues nothing"
+        );
+        let jobs = store
+            .list_transcription_jobs(JobState::Queued, 50)
+            .await
+            .unwrap();
+        let mut paths: Vec<_> = jobs.iter().map(|j| j.recording_path.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                recording("fresh"),
+                recording("queued"),
+                recording("restarted")
+            ]
+        );
+        let fresh = jobs
+            .iter()
+            .find(|j| j.recording_path == recording("fresh"))
+            .unwrap();
+        assert_eq!(fresh.call_id, Some(ids["fresh"]));
+        assert_eq!(
+            (fresh.kind, fresh.language.as_deref()),
+            (JobKind::Call, None)
+        );
+        assert_eq!(fresh.next_at, now);
+        let kept = store.transcription_job(queued).await.unwrap().unwrap();
+        assert_eq!(kept.language.as_deref(), Some("en"));
+        assert_eq!(kept.next_at, t0, "the queued job is untouched");
+        let by_path = store
+            .transcription_job_for_recording(&recording("queued"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_path.id, queued);
+        assert!(
+            store
+                .transcription_job_for_recording(&recording("empty"))
+                .await
+                .unwrap()
+                .is_none()
         );
     }
 );

