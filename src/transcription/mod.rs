@@ -20,9 +20,13 @@ pub use batch::{BatchRequest, Format, run_batch};
 pub struct TranscriptionConfig {
     /// Queue every finished recording and transcribe it. Off, nothing is queued.
     pub enabled: bool,
-    /// Recordings this node transcribes at once; 0 queues them for other nodes only.
+    /// Recordings this node transcribes at once; 0 queues them for other nodes only. Default:
+    /// half the cores, so live calls keep the other half.
     pub workers: u16,
-    /// CPU threads each worker gives whisper.
+    /// CPU threads each worker gives whisper. Default 1: whisper's threads wait for each other
+    /// at every step, and when live calls take a core they spin; one thread per worker and more
+    /// workers transcribe more audio per hour on a busy machine (`cargo bench -p transcribe
+    /// --bench transcribe -- pool`).
     pub threads: u16,
     /// Niceness of the transcription threads (0–19): the media of live calls comes first.
     pub nice: i32,
@@ -47,8 +51,8 @@ impl Default for TranscriptionConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         TranscriptionConfig {
             enabled: true,
-            workers: 1,
-            threads: u16::try_from(cores.min(4)).unwrap_or(2),
+            workers: u16::try_from((cores / 2).clamp(1, 8)).unwrap_or(1),
+            threads: 1,
             nice: 10,
             language: "zh".into(),
             beam: 5,

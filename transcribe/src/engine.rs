@@ -6,6 +6,15 @@
 //! pause between them ([`pack`]), each window is decoded once, and the segment times whisper gives
 //! inside a window are mapped back to the recording's clock. A call with a dozen short turns
 //! therefore costs a few encoder passes, not a dozen, and silence costs nothing.
+//!
+//! Three more things keep a window cheap and its text honest:
+//! - the encoder runs over the window's length ([`audio_ctx`]), not always 30 s: a four-second
+//!   turn costs a fifth of a full pass;
+//! - the decoder may write at most [`text_token_budget`] tokens for a window, a generous bound on
+//!   what a person can say in that time, so a decoder stuck in a loop stops early instead of
+//!   running to 220 tokens at every fallback temperature;
+//! - a segment that merely recites the initial prompt ([`is_prompt_echo`]) is dropped: on
+//!   unclear audio whisper tends to repeat what it was told came before.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -22,6 +31,37 @@ pub const MAX_WINDOW_MS: u64 = 28_000;
 /// Pause put between two packed speech regions, in milliseconds: long enough for whisper to end
 /// a segment there, short enough not to waste the window.
 pub const PACK_GAP_MS: u64 = 400;
+
+/// Fewest encoder frames (20 ms each) a window is encoded with: much shorter contexts make
+/// whisper, trained on 30 s windows, lose its place.
+pub const MIN_AUDIO_CTX: usize = 256;
+
+/// Encoder frames of a full 30 s window (whisper's `n_audio_ctx`).
+pub const FULL_AUDIO_CTX: usize = 1500;
+
+/// Tokens per second of window the decoder may write ([`text_token_budget`]): fast Mandarin is
+/// about 5 characters a second, roughly one token each, plus timestamps; this leaves twice that.
+pub const TOKENS_PER_SECOND: usize = 12;
+
+/// Tokens any window may write, however short (timestamps and a short sentence).
+pub const MIN_TOKENS: usize = 16;
+
+/// Temperature step of the fallback: 0.0, then 0.4 and 0.8 (whisper's 0.2 doubles the retries
+/// for little gain on telephone speech).
+pub const FALLBACK_STEP: f32 = 0.4;
+
+/// Average log-probability under which a window's text is retried at a higher temperature.
+pub const FALLBACK_LOGPROB: f32 = -1.0;
+
+/// Compression threshold (whisper.cpp's entropy) under which the text is taken for a loop.
+pub const FALLBACK_ENTROPY: f32 = 2.4;
+
+/// A segment whisper thinks is this likely not speech, and is short, is dropped.
+pub const NO_SPEECH: f32 = 0.8;
+
+/// Units (Chinese characters or words) a segment needs before it can be taken for an echo of
+/// the prompt: a caller saying just "井盖" is speech, not an echo.
+pub const ECHO_MIN_UNITS: usize = 6;
 
 /// What can go wrong loading a model or decoding.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +136,20 @@ pub struct DecodeOptions {
     /// (whisper's temperature fallback).
     pub temperature_fallback: bool,
     /// Text given to the decoder as if it came before: sets the script (simplified Chinese) and
-    /// the vocabulary of the domain.
+    /// the vocabulary of the domain. Without one, Chinese gets [`SIMPLIFIED_CHINESE_PROMPT`].
     pub prompt: Option<String>,
+}
+
+impl DecodeOptions {
+    /// The prompt the decoder is given: the one set, or for Chinese the simplified-script
+    /// sentence (whisper writes traditional characters without it).
+    pub fn effective_prompt(&self) -> Option<&str> {
+        match self.prompt.as_deref() {
+            Some(p) if !p.trim().is_empty() => Some(p),
+            _ if self.language == Language::Code("zh".into()) => Some(SIMPLIFIED_CHINESE_PROMPT),
+            _ => None,
+        }
+    }
 }
 
 impl Default for DecodeOptions {
@@ -217,12 +269,25 @@ impl Engine {
         let mut state = self.ctx.create_state()?;
         let mut segments = Vec::new();
         let mut language = options.language.as_str().to_string();
+        let prompt = options.effective_prompt();
         for window in pack(speech, samples.len()) {
             let audio = window.assemble(samples);
             if audio.is_empty() {
                 continue;
             }
-            let params = full_params(options);
+            let mut budget = TokenBudget {
+                max: text_token_budget(audio.len()),
+            };
+            let mut params = full_params(options, prompt);
+            params.set_audio_ctx(audio_ctx(audio.len()) as i32);
+            // SAFETY: `limit_tokens` only writes the `n_vocab` logits whisper.cpp hands it and
+            // reads `budget`, which lives on this stack frame until `full` has returned.
+            unsafe {
+                params.set_filter_logits_callback(Some(limit_tokens));
+                params.set_filter_logits_callback_user_data(
+                    (&raw mut budget).cast::<std::ffi::c_void>(),
+                );
+            }
             state.full(params, &audio)?;
             if options.language == Language::Auto {
                 let id = state.full_lang_id_from_state();
@@ -232,7 +297,10 @@ impl Engine {
             }
             for segment in state.as_iter() {
                 let text = segment.to_str_lossy()?.trim().to_string();
-                if text.is_empty() || segment.no_speech_probability() > 0.8 && text.len() < 12 {
+                if text.is_empty()
+                    || segment.no_speech_probability() > NO_SPEECH && text.len() < 12
+                    || prompt.is_some_and(|p| is_prompt_echo(&text, p))
+                {
                     continue;
                 }
                 let t0 = segment.start_timestamp().max(0) as u64 * 10;
@@ -249,7 +317,104 @@ impl Engine {
     }
 }
 
-fn full_params(options: &DecodeOptions) -> FullParams<'_, '_> {
+/// The encoder context for a window of `samples` at [`RATE`]: its length in 20 ms frames plus a
+/// second of margin, at least [`MIN_AUDIO_CTX`], at most [`FULL_AUDIO_CTX`].
+pub fn audio_ctx(samples: usize) -> usize {
+    let frames = samples.div_ceil(RATE / 50) + 50;
+    frames.clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+}
+
+/// The most tokens the decoder may write for a window of `samples` at [`RATE`].
+pub fn text_token_budget(samples: usize) -> usize {
+    MIN_TOKENS + samples * TOKENS_PER_SECOND / RATE
+}
+
+/// What the logits filter needs: the window's token budget.
+struct TokenBudget {
+    max: usize,
+}
+
+/// whisper.cpp's logits filter: once the sequence has used its budget, only end-of-text may
+/// follow, so a repetition loop ends where a person would have stopped talking.
+unsafe extern "C" fn limit_tokens(
+    ctx: *mut whisper_rs::whisper_rs_sys::whisper_context,
+    _state: *mut whisper_rs::whisper_rs_sys::whisper_state,
+    _tokens: *const whisper_rs::whisper_rs_sys::whisper_token_data,
+    n_tokens: std::ffi::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    if ctx.is_null() || logits.is_null() || user_data.is_null() {
+        return;
+    }
+    // SAFETY: `user_data` is the `TokenBudget` set next to this callback; `logits` holds
+    // `whisper_n_vocab(ctx)` floats for the token being sampled.
+    unsafe {
+        let budget = &*user_data.cast::<TokenBudget>();
+        if usize::try_from(n_tokens).unwrap_or(0) < budget.max {
+            return;
+        }
+        let n_vocab =
+            usize::try_from(whisper_rs::whisper_rs_sys::whisper_n_vocab(ctx)).unwrap_or(0);
+        let eot = usize::try_from(whisper_rs::whisper_rs_sys::whisper_token_eot(ctx)).unwrap_or(0);
+        if eot >= n_vocab {
+            return;
+        }
+        let logits = std::slice::from_raw_parts_mut(logits, n_vocab);
+        for (i, l) in logits.iter_mut().enumerate() {
+            if i != eot {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// Whether `text` only recites `prompt`: it has at least [`ECHO_MIN_UNITS`] units (CJK
+/// characters, other words) and four in five of its adjacent unit pairs occur in the prompt.
+/// Real speech about the same things ("路边有人占道经营") brings pairs of its own.
+pub fn is_prompt_echo(text: &str, prompt: &str) -> bool {
+    let units = |s: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        for c in s.chars() {
+            if c.is_alphanumeric() && !is_cjk(c) {
+                word.extend(c.to_lowercase());
+                continue;
+            }
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            if is_cjk(c) {
+                out.push(c.to_string());
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    };
+    let said = units(text);
+    if said.len() < ECHO_MIN_UNITS {
+        return false;
+    }
+    let told = units(prompt);
+    let pairs: std::collections::HashSet<(&str, &str)> = told
+        .windows(2)
+        .map(|w| (w[0].as_str(), w[1].as_str()))
+        .collect();
+    let total = said.len() - 1;
+    let found = said
+        .windows(2)
+        .filter(|w| pairs.contains(&(w[0].as_str(), w[1].as_str())))
+        .count();
+    found * 5 >= total * 4
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}')
+}
+
+fn full_params<'a>(options: &'a DecodeOptions, prompt: Option<&'a str>) -> FullParams<'a, 'a> {
     let strategy = match options.search {
         Search::Greedy => SamplingStrategy::Greedy { best_of: 1 },
         Search::Beam(n) => SamplingStrategy::BeamSearch {
@@ -273,10 +438,14 @@ fn full_params(options: &DecodeOptions) -> FullParams<'_, '_> {
     p.set_print_realtime(false);
     p.set_print_special(false);
     p.set_print_timestamps(false);
-    if !options.temperature_fallback {
+    if options.temperature_fallback {
+        p.set_temperature_inc(FALLBACK_STEP);
+        p.set_logprob_thold(FALLBACK_LOGPROB);
+        p.set_entropy_thold(FALLBACK_ENTROPY);
+    } else {
         p.set_temperature_inc(0.0);
     }
-    if let Some(prompt) = options.prompt.as_deref().filter(|p| !p.is_empty()) {
+    if let Some(prompt) = prompt {
         p.set_initial_prompt(prompt);
     }
     p
@@ -458,6 +627,60 @@ mod tests {
         assert!(long.chars().count() < 180, "{long}");
         let en = domain_prompt(&Language::Code("en".into()), ["manhole covers"]);
         assert!(en.contains("manhole covers"));
+    }
+
+    #[test]
+    fn the_encoder_runs_over_the_window_not_thirty_seconds() {
+        assert_eq!(audio_ctx(0), MIN_AUDIO_CTX);
+        assert_eq!(audio_ctx(2 * S), MIN_AUDIO_CTX);
+        // 10 s: 500 frames and a second of margin.
+        assert_eq!(audio_ctx(10 * S), 550);
+        assert_eq!(audio_ctx(28 * S), 1450);
+        assert_eq!(audio_ctx(40 * S), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn the_token_budget_grows_with_the_window() {
+        assert_eq!(text_token_budget(0), MIN_TOKENS);
+        assert_eq!(text_token_budget(10 * S), MIN_TOKENS + 120);
+        // A short turn stops far below whisper's own cap of 220 tokens a window.
+        assert!(text_token_budget(5 * S) < 100);
+    }
+
+    #[test]
+    fn a_recited_prompt_is_an_echo_but_speech_about_the_same_things_is_not() {
+        let prompt = domain_prompt(&Language::Code("zh".into()), ["井盖", "占道经营", "渣土车"]);
+        assert!(is_prompt_echo("以下是普通话的句子。", &prompt));
+        assert!(is_prompt_echo("说到井盖、占道经营、渣土车。", &prompt));
+        assert!(!is_prompt_echo("路边有人占道经营，堵住了人行道。", &prompt));
+        // Too short to tell: a caller may say just the word.
+        assert!(!is_prompt_echo("井盖", &prompt));
+        assert!(!is_prompt_echo("占道经营", &prompt));
+        let en = "A call to the city service hotline about street lights.";
+        assert!(is_prompt_echo("a call to the city service hotline", en));
+        assert!(!is_prompt_echo(
+            "The street light outside my building is broken.",
+            en
+        ));
+    }
+
+    #[test]
+    fn chinese_without_a_prompt_is_told_to_write_simplified_characters() {
+        let zh = DecodeOptions::default();
+        assert_eq!(zh.effective_prompt(), Some(SIMPLIFIED_CHINESE_PROMPT));
+        let en = DecodeOptions {
+            language: Language::Code("en".into()),
+            ..DecodeOptions::default()
+        };
+        assert_eq!(en.effective_prompt(), None);
+        let set = DecodeOptions {
+            prompt: Some("以下是普通话的句子，说到井盖。".into()),
+            ..DecodeOptions::default()
+        };
+        assert_eq!(
+            set.effective_prompt(),
+            Some("以下是普通话的句子，说到井盖。")
+        );
     }
 
     #[test]
