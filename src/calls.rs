@@ -138,8 +138,13 @@ async fn open_message_ticket(tickets: &Tickets, m: &Message) -> anyhow::Result<(
     Ok((ticket.number.to_string(), ticket.id))
 }
 
-/// Queues an ended call's recording for transcription. A failure is logged, not returned: the
-/// call record is written, and the start-up backfill queues what was missed.
+/// Queues an ended call's recording for transcription — unless the call left a voicemail whose
+/// job is queued: the recording holds the IVR's prompts and the message again, and the message's
+/// transcript answers for the call. A call bridged to an agent ends when either side hangs up,
+/// so a caller who left a voicemail talked to no agent — unless a flow sends callers from a
+/// message on to a queue: call records do not say who talked to an agent, and such a flow's
+/// conversations would go untranscribed. A failure is logged, not returned: the call record is
+/// written, and the start-up backfill queues what was missed.
 async fn queue_call_recording(
     store: &Store,
     queue: &Queue,
@@ -161,6 +166,17 @@ async fn queue_call_recording(
     let Some(path) = call.recording_path else {
         return;
     };
+    match store.transcription_job_for_call(call.id).await {
+        Ok(Some(job)) if job.kind == JobKind::Message => {
+            tracing::debug!(%call_id, job = job.id, "voicemail only: its message is transcribed, not the call");
+            return;
+        }
+        Ok(_) => {}
+        // Queued all the same: a recording transcribed twice costs less than one never.
+        Err(e) => {
+            tracing::warn!(%call_id, error = %e, "cannot read the call's voicemail job");
+        }
+    }
     let job = NewTranscriptionJob {
         call_id: Some(call.id),
         ticket_id: None,

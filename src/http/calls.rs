@@ -20,6 +20,7 @@ use tower_http::services::ServeFile;
 use utoipa::IntoParams;
 
 use super::App;
+use super::audit::audited;
 use super::problem::{ApiPath, ApiQuery, Problem};
 use super::session::CurrentUser;
 
@@ -154,23 +155,7 @@ pub async fn recording(
         "forwarded_for": header_text(headers, "x-forwarded-for"),
     });
     let served = serve_recording(&app, &user, id, request).await;
-    let status = match &served {
-        Ok(response) => response.status().as_u16(),
-        Err(problem) => problem.status,
-    };
-    if status == StatusCode::FORBIDDEN.as_u16() {
-        entry.action = DENIED.to_owned();
-    }
-    if let Some(detail) = entry.detail.as_object_mut() {
-        detail.insert("status".into(), status.into());
-    }
-    // No audit record, no recording: a failed write refuses the request.
-    app.tickets
-        .store()
-        .write_audit(&entry)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    served
+    audited(&app, entry, DENIED, served, Response::status).await
 }
 
 async fn serve_recording(
@@ -262,7 +247,8 @@ fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<S
     })
 }
 
-fn call_not_found(id: i64) -> Problem {
+/// The 404 of a call id with no record.
+pub(super) fn call_not_found(id: i64) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
         "call_not_found",

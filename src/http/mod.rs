@@ -2,6 +2,7 @@
 //! they take typed extractors, call one `ticketing` function and map errors in [`problem`].
 
 pub mod app;
+mod audit;
 pub mod callbacks;
 pub mod calls;
 pub mod ops;

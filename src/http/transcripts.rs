@@ -21,12 +21,17 @@ use ticketing::{AuditEntry, Role, TicketNumber};
 use utoipa::{IntoParams, ToSchema};
 
 use super::App;
+use super::audit::audited;
+use super::calls::call_not_found;
 use super::problem::{ApiPath, ApiQuery, Problem};
 use super::session::CurrentUser;
 use crate::transcription::worker::Status;
 
 /// Who may read and search transcripts: those who may listen to the recordings.
 const READERS: &[Role] = &[Role::Supervisor, Role::Agent];
+
+/// Audit action of a read or search refused for the user's role.
+const DENIED: &str = "transcript.denied";
 
 /// Who may see the queue and queue a recording again.
 const OPERATORS: &[Role] = &[Role::Supervisor, Role::Admin];
@@ -52,7 +57,8 @@ pub struct TranscriptQuery {
     pub format: Option<TranscriptFormat>,
 }
 
-/// The transcript of a call's recording: merged caller and hotline segments with times.
+/// The transcript of a call's recording: merged caller and hotline segments with times. A call
+/// that only left a voicemail answers with the voicemail's (the caller's segments only).
 #[utoipa::path(get, path = "/api/v1/calls/{id}/transcript", tag = "transcripts",
     params(("id" = i64, Path, description = "Call id"), TranscriptQuery),
     responses(
@@ -73,41 +79,28 @@ pub async fn for_call(
     let result = async {
         user.require(READERS)?;
         let store = app.tickets.store();
-        let call = store.get_call(id).await?.ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "call_not_found",
-                format!("call {id} not found"),
-            )
-        })?;
-        let Some(path) = call.recording_path else {
-            return Err(Problem::new(
+        let call = store
+            .get_call(id)
+            .await?
+            .ok_or_else(|| call_not_found(id))?;
+        if let Some(t) = store.transcript_for_call(id).await? {
+            return Ok(t);
+        }
+        match store.transcription_job_for_call(id).await? {
+            Some(job) => Err(not_transcribed(&format!("call {id}"), Some(job))),
+            None if call.recording_path.is_none() => Err(Problem::new(
                 StatusCode::NOT_FOUND,
                 "no_recording",
                 format!("call {id} has no recording"),
-            ));
-        };
-        match store.transcript_for_call(id).await? {
-            Some(t) => Ok(t),
-            None => Err(not_transcribed(
-                &format!("call {id}"),
-                store.transcription_job_for_recording(&path).await?,
             )),
+            None => Err(not_transcribed(&format!("call {id}"), None)),
         }
     }
     .await;
     let detail = json!({ "format": format_name(format) });
-    audit(
-        &app,
-        &user,
-        peer,
-        "transcript.read",
-        format!("call:{id}"),
-        detail,
-        &result,
-    )
-    .await?;
-    Ok(render(result?, format))
+    let entry = read_entry(&user, peer, "transcript.read", format!("call:{id}"), detail);
+    let transcript = audited(&app, entry, DENIED, result, |_| StatusCode::OK).await?;
+    Ok(render(transcript, format))
 }
 
 /// The transcripts of a ticket's recordings: its voicemail and the calls linked to it.
@@ -139,17 +132,9 @@ pub async fn for_ticket(
         Ok(n) => format!("ticket:{n}"),
         Err(_) => "ticket:?".to_owned(),
     };
-    audit(
-        &app,
-        &user,
-        peer,
-        "transcript.read",
-        target,
-        json!({}),
-        &result,
-    )
-    .await?;
-    Ok(axum::Json(result?))
+    let entry = read_entry(&user, peer, "transcript.read", target, json!({}));
+    let transcripts = audited(&app, entry, DENIED, result, |_| StatusCode::OK).await?;
+    Ok(axum::Json(transcripts))
 }
 
 /// `?q=` of a search.
@@ -203,17 +188,9 @@ pub async fn search(
     }
     .await;
     let detail = json!({ "q": words.chars().take(100).collect::<String>() });
-    audit(
-        &app,
-        &user,
-        peer,
-        "transcript.search",
-        "transcripts",
-        detail,
-        &result,
-    )
-    .await?;
-    Ok(axum::Json(result?))
+    let entry = read_entry(&user, peer, "transcript.search", "transcripts", detail);
+    let hits = audited(&app, entry, DENIED, result, |_| StatusCode::OK).await?;
+    Ok(axum::Json(hits))
 }
 
 /// Where transcription stands: this node's workers and model, and the queue across all nodes.
@@ -293,7 +270,7 @@ pub async fn retry(
             format!("transcription job {id} not found"),
         ));
     };
-    if !store.requeue_transcription(id, now).await? {
+    let Some(job) = store.requeue_transcription(id, now).await? else {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "job_running",
@@ -302,7 +279,7 @@ pub async fn retry(
                 before.claimed_by.as_deref().unwrap_or("a worker")
             ),
         ));
-    }
+    };
     let mut entry = AuditEntry::by(
         &user.0.actor(),
         now,
@@ -312,13 +289,6 @@ pub async fn retry(
     entry.address = Some(peer.ip().to_string());
     entry.detail = json!({ "state": before.state, "attempts": before.attempts, "last_error": before.last_error });
     store.write_audit(&entry).await?;
-    let job = store.transcription_job(id).await?.ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "job_not_found",
-            format!("transcription job {id} not found"),
-        )
-    })?;
     Ok(axum::Json(job))
 }
 
@@ -427,38 +397,19 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// Writes the audit entry of a read or search — `<action>` when let through, `transcript.denied`
-/// when the role was refused — with the status it is answered with. No audit record, no answer.
-async fn audit<T>(
-    app: &App,
+/// The audit entry of a transcript read or search by `user` from `peer`; [`audited`] adds the
+/// status it is answered with.
+fn read_entry(
     user: &CurrentUser,
     peer: SocketAddr,
     action: &str,
     target: impl Into<String>,
-    mut detail: serde_json::Value,
-    result: &Result<T, Problem>,
-) -> Result<(), Problem> {
-    let status = match result {
-        Ok(_) => 200,
-        Err(p) => p.status,
-    };
-    let action = if status == StatusCode::FORBIDDEN.as_u16() {
-        "transcript.denied"
-    } else {
-        action
-    };
+    detail: serde_json::Value,
+) -> AuditEntry {
     let mut entry = AuditEntry::by(&user.0.actor(), Timestamp::now(), action, target);
     entry.address = Some(peer.ip().to_string());
-    if let Some(d) = detail.as_object_mut() {
-        d.insert("status".into(), status.into());
-    }
     entry.detail = detail;
-    app.tickets
-        .store()
-        .write_audit(&entry)
-        .await
-        .map(|_| ())
-        .map_err(|e| Problem::internal(&e))
+    entry
 }
 
 #[cfg(test)]

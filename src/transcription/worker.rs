@@ -66,13 +66,26 @@ impl Queue {
         Ok(id)
     }
 
-    /// Queues the calls that ended in the last `days` days without a job, and wakes the workers.
+    /// Queues the voicemails left and the calls that ended in the last `days` days without a
+    /// job, and wakes the workers. Voicemails first: a call that left one is not queued itself.
     pub async fn backfill(&self, days: u32) -> Result<u64, ticketing::store::StoreError> {
         let now = Timestamp::now();
         let since = now
             .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(days)))
             .unwrap_or(Timestamp::UNIX_EPOCH);
-        let queued = self.store.enqueue_untranscribed_calls(since, now).await?;
+        let voicemails = self
+            .store
+            .enqueue_untranscribed_voicemails(since, now)
+            .await?;
+        let calls = self.store.enqueue_untranscribed_calls(since, now).await?;
+        if voicemails > 0 || calls > 0 {
+            tracing::info!(
+                voicemails,
+                calls,
+                "queued the voicemails and recordings of ended calls that had no transcription job"
+            );
+        }
+        let queued = voicemails + calls;
         if queued > 0 {
             self.wake.notify_waiters();
         }
@@ -130,9 +143,9 @@ struct Context {
     node: String,
 }
 
-/// Starts this node's transcription: queues the backlog of calls without a job, then (with
-/// `workers` > 0) loads the model — or waits for one, saying so in the log — and runs the
-/// workers. Returns at once; the work goes on in tasks.
+/// Starts this node's transcription: queues the backlog of voicemails and calls without a job,
+/// then (with `workers` > 0) loads the model — or waits for one, saying so in the log — and runs
+/// the workers. Returns at once; the work goes on in tasks.
 pub fn start(
     queue: &Queue,
     config: TranscriptionConfig,
@@ -154,13 +167,8 @@ pub fn start(
     let backfill = queue.clone();
     let days = config.backfill_days;
     tokio::spawn(async move {
-        match backfill.backfill(days).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                queued = n,
-                "queued the recordings of ended calls that had no transcription job"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot queue untranscribed calls"),
+        if let Err(e) = backfill.backfill(days).await {
+            tracing::error!(error = %e, "cannot queue untranscribed voicemails and calls");
         }
     });
     if config.workers == 0 {

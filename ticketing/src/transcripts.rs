@@ -9,7 +9,8 @@
 //! These are plain values and the retry policy (sans-IO, `now` is passed in); the queries are in
 //! [`crate::store`]: `enqueue_transcription`, `claim_transcription`,
 //! `extend_transcription_lease`, `finish_transcription`, `fail_transcription`,
-//! `requeue_transcription`, `retry_failed_transcriptions`, `transcription_backlog`,
+//! `requeue_transcription`, `retry_failed_transcriptions`, `enqueue_untranscribed_calls`,
+//! `enqueue_untranscribed_voicemails`, `transcription_backlog`, `transcription_job_for_call`,
 //! `transcript_for_call`, `transcript_for_recording`, `transcripts_for_ticket`,
 //! `search_transcripts`.
 //!
@@ -351,6 +352,21 @@ pub fn is_voicemail_placeholder(line: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The language the caller chose, as a voicemail ticket's content still says it: `en` when its
+/// first line is the English [`voicemail_placeholder`], `zh` for the other one; `None` once the
+/// placeholder is gone (the transcript or someone replaced it).
+pub fn voicemail_placeholder_language(content: &str) -> Option<&'static str> {
+    let first = content.split_once('\n').map_or(content, |(first, _)| first);
+    if !is_voicemail_placeholder(first) {
+        return None;
+    }
+    Some(if first.contains("，英文）") {
+        "en"
+    } else {
+        "zh"
+    })
+}
+
 /// A ticket's content with the voicemail placeholder on its first line replaced by `text` (the
 /// lines a citizen added after it are kept); `None` when the content does not start with the
 /// placeholder — someone wrote it, so it stays.
@@ -448,6 +464,25 @@ mod tests {
         ] {
             assert!(!is_voicemail_placeholder(other), "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_placeholder_says_the_callers_language() {
+        let english = voicemail_placeholder(7, true);
+        assert_eq!(voicemail_placeholder_language(&english), Some("en"));
+        assert_eq!(
+            voicemail_placeholder_language(&format!("{english}\n在学校门口")),
+            Some("en")
+        );
+        assert_eq!(
+            voicemail_placeholder_language(&voicemail_placeholder(12, false)),
+            Some("zh")
+        );
+        assert_eq!(voicemail_placeholder_language("人民路井盖坏了"), None);
+        assert_eq!(
+            voicemail_placeholder_language(&format!("井盖坏了\n{english}")),
+            None
+        );
     }
 
     #[test]

@@ -465,7 +465,7 @@ db_test!(
         assert_eq!(job.attempts, 1);
         assert_eq!(store.retry_failed_transcriptions(later).await.unwrap(), 0);
         // A job under a live lease is not requeued from under its worker.
-        assert!(!store.requeue_transcription(id, later).await.unwrap());
+        assert_eq!(store.requeue_transcription(id, later).await.unwrap(), None);
     }
 );
 
@@ -628,6 +628,7 @@ db_test!(a_new_transcript_replaces_the_old_in_search, |db| {
             .requeue_transcription(id, t0 + secs(60))
             .await
             .unwrap()
+            .is_some()
     );
     let claimed = claim(store, "w", t0 + secs(60), id).await;
     assert_eq!(claimed.attempts, 1);
@@ -665,6 +666,16 @@ db_test!(a_new_transcript_replaces_the_old_in_search, |db| {
 });
 
 async fn voicemail_ticket(t: &Tickets, content: String, at: Timestamp) -> ticketing::Ticket {
+    voicemail_ticket_at(t, content, recording("vm"), at).await
+}
+
+/// A phone ticket as the IVR opens it for a message recorded at `uri`.
+async fn voicemail_ticket_at(
+    t: &Tickets,
+    content: String,
+    uri: String,
+    at: Timestamp,
+) -> ticketing::Ticket {
     t.intake(
         NewTicket {
             hotline: Some("12319".into()),
@@ -676,7 +687,7 @@ async fn voicemail_ticket(t: &Tickets, content: String, at: Timestamp) -> ticket
             content,
             attachments: vec![Attachment {
                 kind: AttachmentKind::Recording,
-                uri: recording("vm"),
+                uri,
                 content_type: Some("audio/wav".into()),
                 note: None,
             }],
@@ -740,8 +751,11 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
     let mine = store.transcripts_for_ticket(ticket.id).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].ticket_id, Some(ticket.id));
-    // The voicemail is the ticket's; the call's own recording has no transcript yet.
-    assert!(store.transcript_for_call(c).await.unwrap().is_none());
+    // The call left only the voicemail (its recording has no job): the voicemail answers for it.
+    assert_eq!(
+        store.transcript_for_call(c).await.unwrap().map(|t| t.id),
+        Some(done.transcript_id)
+    );
     let hits = store.search_transcripts("井盖", 5).await.unwrap();
     assert_eq!(hits[0].ticket_number.as_ref(), Some(&ticket.number));
 
@@ -751,6 +765,7 @@ db_test!(a_voicemail_transcript_becomes_its_tickets_content, |db| {
             .requeue_transcription(id, t0 + secs(60))
             .await
             .unwrap()
+            .is_some()
     );
     let claimed = claim(store, "w", t0 + secs(60), id).await;
     let mut other = vm.clone();
@@ -970,6 +985,464 @@ db_test!(
                 .await
                 .unwrap()
                 .is_none()
+        );
+    }
+);
+
+db_test!(requeueing_returns_the_job_as_queued_again, |db| {
+    let store = &db.store;
+    let t0 = monday_morning();
+    let c = call(store, "c-requeue", t0).await;
+    let mut english = call_job(Some(c), "requeue");
+    english.language = Some("en".into());
+    let id = store.enqueue_transcription(&english, t0).await.unwrap();
+    let claimed = claim(store, "node-a/1", t0 + secs(1), id).await;
+    // Under a live lease: left alone, and it still says who holds it.
+    assert_eq!(
+        store.requeue_transcription(id, t0 + secs(2)).await.unwrap(),
+        None
+    );
+    let running = store.transcription_job(id).await.unwrap().unwrap();
+    assert_eq!(running.state, JobState::Running);
+    assert_eq!(running.claimed_by.as_deref(), Some("node-a/1"));
+    assert_eq!(running.attempts, 1);
+    store
+        .fail_transcription(&claimed, "decoder crashed", t0 + secs(3))
+        .await
+        .unwrap()
+        .unwrap();
+    // Waiting for its next try: requeued to run now, as the row now is.
+    let now = t0 + secs(10);
+    let job = store
+        .requeue_transcription(id, now)
+        .await
+        .unwrap()
+        .expect("a job waiting to be retried is requeued");
+    assert_eq!(job.id, id);
+    assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
+    assert_eq!(job.next_at, now);
+    assert_eq!((job.claimed_by.as_deref(), job.lease_until), (None, None));
+    assert_eq!(job.finished_at, None);
+    assert_eq!(job.last_error.as_deref(), Some("decoder crashed"));
+    assert_eq!((job.call_id, job.kind), (Some(c), JobKind::Call));
+    assert_eq!(job.recording_path, recording("requeue"));
+    assert_eq!(job.language.as_deref(), Some("en"));
+    assert_eq!(job.created_at, t0);
+    assert_eq!(
+        store.transcription_job(id).await.unwrap().as_ref(),
+        Some(&job),
+        "what it returns is what is stored"
+    );
+    // Done: queued again to make a better transcript.
+    let claimed = claim(store, "node-b/1", now, id).await;
+    store
+        .finish_transcription(&claimed, &said(&["井盖坏了"]), now + secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store
+        .requeue_transcription(id, now + secs(60))
+        .await
+        .unwrap()
+        .expect("a done job is requeued");
+    assert_eq!((again.state, again.attempts), (JobState::Queued, 0));
+    assert_eq!(again.next_at, now + secs(60));
+    assert_eq!(again.finished_at, None);
+    // The lease of a worker that died ran out: requeued.
+    let dead = claim(store, "node-c/1", now + secs(60), id).await;
+    let expired = now + secs(60) + secs(601);
+    let taken = store
+        .requeue_transcription(id, expired)
+        .await
+        .unwrap()
+        .expect("a job whose lease ran out is requeued");
+    assert_eq!((taken.state, taken.claimed_by), (JobState::Queued, None));
+    assert_eq!(
+        store
+            .finish_transcription(&dead, &said(&["迟到的结果"]), expired)
+            .await
+            .unwrap(),
+        None,
+        "the dead worker's claim is gone"
+    );
+    // An unknown job.
+    assert_eq!(
+        store.requeue_transcription(id + 1000, now).await.unwrap(),
+        None
+    );
+});
+
+/// A call as the gateway records it: answered with a stereo recording, ended by the caller.
+async fn recorded_call(store: &Store, call_id: &str, at: Timestamp) -> i64 {
+    let id = call(store, call_id, at).await;
+    store
+        .call_answered(call_id, at + secs(1), Some(&recording(call_id)))
+        .await
+        .unwrap();
+    store
+        .call_ended(
+            call_id,
+            &ticketing::calls::CallEnd {
+                at: at + secs(40),
+                ended_by: ticketing::calls::EndedBy::Caller,
+                code: 200,
+                reason: "caller hung up".into(),
+            },
+            Some(320_044),
+        )
+        .await
+        .unwrap();
+    id
+}
+
+fn message(call_id: &str) -> String {
+    format!("messages/2026/11/23/{call_id}-1.wav")
+}
+
+/// The caller's words in a voicemail (mono: the caller only).
+fn left_message(text: &str) -> NewTranscript {
+    NewTranscript {
+        model: "whisper-base".into(),
+        language: "zh".into(),
+        duration_ms: 9_000,
+        processing_ms: 800,
+        segments: vec![NewSegment {
+            speaker: Speaker::Caller,
+            start_ms: 400,
+            end_ms: 8_500,
+            text: text.into(),
+        }],
+    }
+}
+
+db_test!(
+    a_call_that_only_left_a_voicemail_answers_with_the_voicemail,
+    |db| {
+        let store = &db.store;
+        let t = service(store.clone());
+        let t0 = monday_morning();
+        // The caller left a message and hung up: the message is queued, the call is not.
+        let c = recorded_call(store, "c-only-vm", t0).await;
+        let ticket = voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(9, false),
+            message("c-only-vm"),
+            t0 + secs(35),
+        )
+        .await;
+        assert!(
+            store
+                .link_call_ticket("c-only-vm", ticket.id)
+                .await
+                .unwrap()
+        );
+        let vm = store
+            .enqueue_transcription(
+                &NewTranscriptionJob {
+                    call_id: Some(c),
+                    ticket_id: Some(ticket.id),
+                    kind: JobKind::Message,
+                    recording_path: message("c-only-vm"),
+                    language: Some("zh".into()),
+                },
+                t0 + secs(35),
+            )
+            .await
+            .unwrap();
+        // Not transcribed yet: the call's job is the voicemail's.
+        assert!(store.transcript_for_call(c).await.unwrap().is_none());
+        let job = store.transcription_job_for_call(c).await.unwrap().unwrap();
+        assert_eq!(
+            (job.id, job.kind, job.state),
+            (vm, JobKind::Message, JobState::Queued)
+        );
+        let claimed = claim(store, "w", t0 + secs(60), vm).await;
+        let done = store
+            .finish_transcription(
+                &claimed,
+                &left_message("解放路的路灯不亮了。"),
+                t0 + secs(70),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.filled_ticket.as_ref(), Some(&ticket.number));
+        let answer = store.transcript_for_call(c).await.unwrap().unwrap();
+        assert_eq!(answer.id, done.transcript_id);
+        assert_eq!(answer.job_id, Some(vm));
+        assert_eq!(answer.recording_path, message("c-only-vm"));
+        assert_eq!(answer.text, "解放路的路灯不亮了。");
+        assert_eq!(
+            (answer.call_id, answer.ticket_id),
+            (Some(c), Some(ticket.id))
+        );
+        assert_eq!(answer.segments.len(), 1);
+        assert_eq!(answer.segments[0].speaker, Speaker::Caller);
+        // The start-up backfill leaves the call out too.
+        let since = t0 - secs(86_400);
+        assert_eq!(
+            store
+                .enqueue_untranscribed_calls(since, t0 + secs(120))
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(
+            store
+                .transcription_job_for_recording(&recording("c-only-vm"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A call that has its recording's job answers with that one, not with its voicemail's —
+        // nothing until it is transcribed.
+        let both = recorded_call(store, "c-both", t0).await;
+        let ticket = voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(5, false),
+            message("c-both"),
+            t0 + secs(35),
+        )
+        .await;
+        let vm = transcribe(
+            store,
+            NewTranscriptionJob {
+                call_id: Some(both),
+                ticket_id: Some(ticket.id),
+                kind: JobKind::Message,
+                recording_path: message("c-both"),
+                language: None,
+            },
+            left_message("人民路的井盖坏了。"),
+            t0 + secs(60),
+        )
+        .await;
+        let call_job_id = store
+            .enqueue_transcription(&call_job(Some(both), "c-both"), t0 + secs(60))
+            .await
+            .unwrap();
+        assert!(store.transcript_for_call(both).await.unwrap().is_none());
+        let job = store
+            .transcription_job_for_call(both)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((job.id, job.kind), (call_job_id, JobKind::Call));
+        let claimed = claim(store, "w", t0 + secs(61), call_job_id).await;
+        let whole = store
+            .finish_transcription(&claimed, &said(&["人民路的井盖坏了"]), t0 + secs(62))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = store.transcript_for_call(both).await.unwrap().unwrap();
+        assert_eq!(answer.id, whole.transcript_id);
+        assert_ne!(answer.id, vm);
+        assert_eq!(answer.recording_path, recording("c-both"));
+        assert_eq!(answer.text, "您好，12319城市管理热线。\n人民路的井盖坏了");
+
+        // A call with neither has no job to tell of.
+        let plain = recorded_call(store, "c-plain", t0).await;
+        assert!(
+            store
+                .transcription_job_for_call(plain)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.transcript_for_call(plain).await.unwrap().is_none());
+    }
+);
+
+db_test!(
+    voicemails_without_a_job_are_queued_in_the_callers_language,
+    |db| {
+        let store = &db.store;
+        let t = service(store.clone());
+        let t0 = monday_morning();
+        let agent = Actor {
+            id: 1,
+            name: "agent".into(),
+            role: Role::Agent,
+            department: None,
+        };
+        // Chinese, linked to its call; the crash came before the job was queued.
+        let zh_call = recorded_call(store, "c-zh", t0).await;
+        let zh = voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(9, false),
+            message("c-zh"),
+            t0 + secs(35),
+        )
+        .await;
+        assert!(store.link_call_ticket("c-zh", zh.id).await.unwrap());
+        // English, supplemented by the caller; the crash came before the call was linked.
+        let en = voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(6, true),
+            message("c-en"),
+            t0 + secs(36),
+        )
+        .await;
+        t.supplement(
+            en.number.as_str(),
+            ticketing::store::Supplement {
+                content: Some("在学校门口".into()),
+                ..Default::default()
+            },
+            &Default::default(),
+            &agent,
+            t0 + secs(37),
+        )
+        .await
+        .unwrap();
+        // Someone wrote what the message says: the language is not known any more.
+        let written = voicemail_ticket_at(
+            &t,
+            "人民路的井盖坏了（话务员听录音后填写）".into(),
+            message("c-written"),
+            t0 + secs(38),
+        )
+        .await;
+        // Already queued, in English.
+        let queued_ticket = voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(4, false),
+            message("c-queued"),
+            t0 + secs(39),
+        )
+        .await;
+        let queued = store
+            .enqueue_transcription(
+                &NewTranscriptionJob {
+                    call_id: None,
+                    ticket_id: Some(queued_ticket.id),
+                    kind: JobKind::Message,
+                    recording_path: message("c-queued"),
+                    language: Some("en".into()),
+                },
+                t0 + secs(39),
+            )
+            .await
+            .unwrap();
+        // Too old; and recordings that are not voicemails (an agent's ticket with a call
+        // recording attached).
+        voicemail_ticket_at(
+            &t,
+            voicemail_placeholder(4, false),
+            "messages/2026/11/15/c-old-1.wav".into(),
+            t0 - secs(8 * 86_400),
+        )
+        .await;
+        voicemail_ticket_at(&t, "占道经营".into(), recording("c-agent"), t0 + secs(40)).await;
+        // An ordinary call, ended while transcription was off.
+        let plain = recorded_call(store, "c-plain", t0).await;
+
+        let since = t0 - secs(7 * 86_400);
+        let now = t0 + secs(600);
+        assert_eq!(
+            store
+                .enqueue_untranscribed_voicemails(since, now)
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            store
+                .enqueue_untranscribed_voicemails(since, now)
+                .await
+                .unwrap(),
+            0,
+            "a second sweep queues nothing"
+        );
+        // The voicemail's call is not queued for itself; the ordinary one is.
+        assert_eq!(
+            store.enqueue_untranscribed_calls(since, now).await.unwrap(),
+            1
+        );
+        let jobs = store
+            .list_transcription_jobs(JobState::Queued, 50)
+            .await
+            .unwrap();
+        let mut found: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.recording_path.clone(),
+                    j.kind,
+                    j.ticket_id,
+                    j.call_id,
+                    j.language.clone(),
+                )
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            found,
+            [
+                (
+                    message("c-en"),
+                    JobKind::Message,
+                    Some(en.id),
+                    None,
+                    Some("en".to_owned())
+                ),
+                (
+                    message("c-queued"),
+                    JobKind::Message,
+                    Some(queued_ticket.id),
+                    None,
+                    Some("en".to_owned())
+                ),
+                (
+                    message("c-written"),
+                    JobKind::Message,
+                    Some(written.id),
+                    None,
+                    None
+                ),
+                (
+                    message("c-zh"),
+                    JobKind::Message,
+                    Some(zh.id),
+                    Some(zh_call),
+                    Some("zh".to_owned())
+                ),
+                (recording("c-plain"), JobKind::Call, None, Some(plain), None),
+            ]
+        );
+        let zh_job = jobs
+            .iter()
+            .find(|j| j.recording_path == message("c-zh"))
+            .unwrap();
+        assert_eq!((zh_job.next_at, zh_job.attempts), (now, 0));
+        let kept = store.transcription_job(queued).await.unwrap().unwrap();
+        assert_eq!(kept.next_at, t0 + secs(39), "the queued job is untouched");
+        // Transcribed, the backfilled voicemail fills its ticket and answers for its call. (The
+        // job queued before waits longest: it goes first.)
+        claim(store, "w0", now, queued).await;
+        let claimed = claim(store, "w", now, zh_job.id).await;
+        store
+            .finish_transcription(
+                &claimed,
+                &left_message("解放路的路灯不亮了。"),
+                now + secs(9),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.get(zh.number.as_str(), &agent).await.unwrap().content,
+            "解放路的路灯不亮了。"
+        );
+        assert_eq!(
+            store
+                .transcript_for_call(zh_call)
+                .await
+                .unwrap()
+                .unwrap()
+                .text,
+            "解放路的路灯不亮了。"
         );
     }
 );

@@ -20,12 +20,12 @@ use super::{
     Backend, Bind, Store, StoreError, arguments, escape_like, from_millis, parse, to_millis,
 };
 use crate::calls::recording_file;
-use crate::model::TicketNumber;
+use crate::model::{AttachmentKind, Channel, TicketNumber};
 use crate::service::MAX_CONTENT_CHARS;
 use crate::transcripts::{
     Finished, JobKind, JobState, MAX_ATTEMPTS, NewTranscript, NewTranscriptionJob, Segment,
     StoredTranscript, TranscriptHit, TranscriptionBacklog, TranscriptionJob,
-    content_with_transcript, retry_delay, snippet,
+    content_with_transcript, retry_delay, snippet, voicemail_placeholder_language,
 };
 use crate::workflow::{self, Actor, Role, WorkState};
 
@@ -334,32 +334,36 @@ impl Store {
 
     /// An operator's "again": queues the job to run now with its tries counted from zero —
     /// a failed one, or a done one to transcribe again (with a better model, say; the new
-    /// transcript replaces the old). A job a worker holds under a live lease is left alone
-    /// (false), as is an unknown one.
+    /// transcript replaces the old) — and returns it as it is now. A job a worker holds under a
+    /// live lease is left alone (`None`), as is an unknown one.
     pub async fn requeue_transcription(
         &self,
         job_id: i64,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut w = self.write().await?;
-        let done = sqlx::query(
+    ) -> Result<Option<TranscriptionJob>, StoreError> {
+        let sql = format!(
             "UPDATE transcription_jobs SET state = 'queued', attempts = 0, next_at = $2, \
              claimed_by = NULL, lease_until = NULL, finished_at = NULL \
-             WHERE id = $1 AND (state <> 'running' OR lease_until < $2)",
-        )
-        .bind(job_id)
-        .bind(to_millis(now))
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
+             WHERE id = $1 AND (state <> 'running' OR lease_until < $2) RETURNING {JOB_COLUMNS}"
+        );
+        let mut w = self.write().await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(job_id)
+            .bind(to_millis(now))
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let job = row.as_ref().map(job_from_row).transpose()?;
         w.commit().await?;
-        Ok(done == 1)
+        Ok(job)
     }
 
     /// Queues the recordings of calls that ended at or after `since` and have no job yet: those
     /// whose end was written while transcription was off, or just before a crash kept the call's
     /// job from being queued (calls closed at restart included). Empty recordings (a bare WAV
-    /// header) are left out. Returns how many were queued.
+    /// header) are left out, and so are calls with a voicemail job: a call that left a message
+    /// is the message (see [`Store::transcript_for_call`]). Run
+    /// [`Store::enqueue_untranscribed_voicemails`] first, so that a voicemail whose job was lost
+    /// keeps its call out too. Returns how many were queued.
     pub async fn enqueue_untranscribed_calls(
         &self,
         since: Timestamp,
@@ -374,6 +378,8 @@ impl Store {
              AND COALESCE(c.recording_bytes, 45) > 44 \
              AND NOT EXISTS (SELECT 1 FROM transcription_jobs j \
                              WHERE j.recording_path = c.recording_path) \
+             AND NOT EXISTS (SELECT 1 FROM transcription_jobs m \
+                             WHERE m.call_id = c.id AND m.kind = 'message') \
              ON CONFLICT (recording_path) DO NOTHING",
         )
         .bind(to_millis(since))
@@ -383,6 +389,63 @@ impl Store {
         .rows_affected();
         w.commit().await?;
         Ok(done)
+    }
+
+    /// Queues the voicemails left at or after `since` that have no job: those stored while
+    /// transcription was off, or just before a crash kept their job from being queued. A
+    /// voicemail is a phone ticket with the IVR's message recording (`messages/…`) attached; its
+    /// job is the one the IVR queues: kind message, with its ticket, the call linked to the
+    /// ticket, and the language the caller chose, read from the ticket's placeholder content
+    /// ([`voicemail_placeholder_language`]) — or left to the worker's configured language once
+    /// someone rewrote the content. Returns how many were queued.
+    pub async fn enqueue_untranscribed_voicemails(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let now_ms = to_millis(now);
+        let mut w = self.write().await?;
+        let found = sqlx::query(
+            "SELECT k.id AS ticket_id, k.content, a.uri, \
+             (SELECT MIN(c.id) FROM calls c WHERE c.ticket_id = k.id) AS call_id \
+             FROM tickets k JOIN ticket_attachments a ON a.ticket_id = k.id \
+             WHERE k.created_at >= $1 AND k.channel = $2 AND a.kind = $3 \
+             AND a.uri LIKE 'messages/%' \
+             AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_path = a.uri) \
+             ORDER BY a.id",
+        )
+        .bind(to_millis(since))
+        .bind(Channel::Phone.as_str())
+        .bind(AttachmentKind::Recording.as_str())
+        .fetch_all(&mut *w.tx)
+        .await?;
+        let mut queued = 0;
+        for row in &found {
+            let ticket_id: i64 = row.try_get("ticket_id")?;
+            let path: String = row.try_get("uri")?;
+            if let Err(e) = recording_file(Path::new(""), &path) {
+                tracing::warn!(ticket = ticket_id, %path, error = %e, "voicemail not queued for transcription");
+                continue;
+            }
+            let content: String = row.try_get("content")?;
+            let call_id: Option<i64> = row.try_get("call_id")?;
+            queued += sqlx::query(
+                "INSERT INTO transcription_jobs (call_id, ticket_id, kind, recording_path, state, \
+                 attempts, next_at, created_at, language) \
+                 VALUES ($1, $2, 'message', $3, 'queued', 0, $4, $4, $5) \
+                 ON CONFLICT (recording_path) DO NOTHING",
+            )
+            .bind(call_id)
+            .bind(ticket_id)
+            .bind(&path)
+            .bind(now_ms)
+            .bind(voicemail_placeholder_language(&content))
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        }
+        w.commit().await?;
+        Ok(queued)
     }
 
     /// Queues every failed job again to run now, tries counted from zero (after the cause —
@@ -406,14 +469,7 @@ impl Store {
         &self,
         job_id: i64,
     ) -> Result<Option<TranscriptionJob>, StoreError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM transcription_jobs WHERE id = $1");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+        self.job_where("id = $1", Bind::Int(job_id)).await
     }
 
     /// The job of a recording (its path relative to the data directory): whether its transcript
@@ -422,14 +478,22 @@ impl Store {
         &self,
         recording_path: &str,
     ) -> Result<Option<TranscriptionJob>, StoreError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM transcription_jobs WHERE recording_path = $1");
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(recording_path)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+        self.job_where("recording_path = $1", Bind::Text(recording_path.to_owned()))
+            .await
+    }
+
+    /// The job whose transcript is a call's ([`Store::transcript_for_call`]): its recording's,
+    /// or, for a call without one — it only left a voicemail —, its newest voicemail's.
+    pub async fn transcription_job_for_call(
+        &self,
+        call_id: i64,
+    ) -> Result<Option<TranscriptionJob>, StoreError> {
+        self.job_where(
+            "call_id = $1 AND kind IN ('call', 'message') \
+             ORDER BY CASE kind WHEN 'call' THEN 0 ELSE 1 END, id DESC LIMIT 1",
+            Bind::Int(call_id),
+        )
+        .await
     }
 
     /// The jobs in `state`, newest first (the failed ones and their errors, for the console).
@@ -476,16 +540,20 @@ impl Store {
         Ok(backlog)
     }
 
-    /// The transcript of a call's recording (the call record's row id) — not of a voicemail
-    /// left in the call, which is its ticket's ([`Store::transcripts_for_ticket`]).
+    /// The transcript of a call (the call record's row id): its recording's. A call whose
+    /// recording has no job — it only left a voicemail, whose job is queued instead — answers
+    /// with its newest voicemail's transcript (also its ticket's,
+    /// [`Store::transcripts_for_ticket`]).
     pub async fn transcript_for_call(
         &self,
         call_id: i64,
     ) -> Result<Option<StoredTranscript>, StoreError> {
         let found = self
             .transcripts_where(
-                "t.call_id = $1 AND NOT EXISTS (SELECT 1 FROM transcription_jobs j \
-                 WHERE j.id = t.job_id AND j.kind = 'message')",
+                "t.call_id = $1 AND (NOT EXISTS (SELECT 1 FROM transcription_jobs j \
+                 WHERE j.id = t.job_id AND j.kind = 'message') \
+                 OR NOT EXISTS (SELECT 1 FROM transcription_jobs j \
+                 WHERE j.call_id = $1 AND j.kind = 'call'))",
                 Bind::Int(call_id),
                 " LIMIT 1",
             )
@@ -612,6 +680,22 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The first job `clause` (on `transcription_jobs`, `$1` bound to `bind`) finds; the
+    /// clause may end with its own `ORDER BY … LIMIT`.
+    async fn job_where(
+        &self,
+        clause: &str,
+        bind: Bind,
+    ) -> Result<Option<TranscriptionJob>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM transcription_jobs WHERE {clause}");
+        sqlx::query_with(AssertSqlSafe(sql), arguments(&[bind])?)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(job_from_row)
+            .transpose()
     }
 
     async fn transcripts_where(
