@@ -296,7 +296,9 @@ impl Engine {
                 }
             }
             for segment in state.as_iter() {
-                let text = segment.to_str_lossy()?.trim().to_string();
+                // A text cut by the token budget may end inside a character: drop the pieces.
+                let text = segment.to_str_lossy()?.replace('\u{FFFD}', "");
+                let text = collapse_repeats(text.trim());
                 if text.is_empty()
                     || segment.no_speech_probability() > NO_SPEECH && text.len() < 12
                     || prompt.is_some_and(|p| is_prompt_echo(&text, p))
@@ -367,6 +369,38 @@ unsafe extern "C" fn limit_tokens(
             }
         }
     }
+}
+
+/// Removes what whisper repeats in a loop: a piece of text said three or more times running
+/// ("鸿鸿鸿鸿", or a whole clause over and over, the last copy often cut off) is kept once.
+/// Twice is left alone: 谢谢, 看看 and "very, very" are speech.
+pub fn collapse_repeats(text: &str) -> String {
+    const MAX_PERIOD: usize = 64;
+    let c: Vec<char> = text.chars().collect();
+    let n = c.len();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < n {
+        let period = (1..=MAX_PERIOD.min((n - i) / 3)).find(|&p| {
+            c[i..i + p] == c[i + p..i + 2 * p] && c[i..i + p] == c[i + 2 * p..i + 3 * p]
+        });
+        let Some(p) = period else {
+            out.push(c[i]);
+            i += 1;
+            continue;
+        };
+        out.extend(&c[i..i + p]);
+        let mut j = i + 3 * p;
+        while j + p <= n && c[j..j + p] == c[i..i + p] {
+            j += p;
+        }
+        // A last copy cut off by the end of the text goes too.
+        if c[j..].len() < p && c[j..] == c[i..i + (n - j)] {
+            j = n;
+        }
+        i = j;
+    }
+    out.trim().to_string()
 }
 
 /// Whether `text` only recites `prompt`: it has at least [`ECHO_MIN_UNITS`] units (CJK
@@ -645,6 +679,27 @@ mod tests {
         assert_eq!(text_token_budget(10 * S), MIN_TOKENS + 120);
         // A short turn stops far below whisper's own cap of 220 tokens a window.
         assert!(text_token_budget(5 * S) < 100);
+    }
+
+    #[test]
+    fn loops_are_kept_once_and_doubled_words_left_alone() {
+        assert_eq!(collapse_repeats("鸿鸿鸿鸿鱼。"), "鸿鱼。");
+        assert_eq!(
+            collapse_repeats("谢谢你们，天天都来。"),
+            "谢谢你们，天天都来。"
+        );
+        let clause = "小区门口的路灯坏了，";
+        let looped = format!("{clause}{clause}{clause}小区门口的");
+        assert_eq!(collapse_repeats(&looped), "小区门口的路灯坏了，");
+        // A loop after real words keeps the words.
+        let looped = format!("请问，{clause}{clause}{clause}{clause}谢谢。");
+        assert_eq!(
+            collapse_repeats(&looped),
+            "请问，小区门口的路灯坏了，谢谢。"
+        );
+        assert_eq!(collapse_repeats("very, very good"), "very, very good");
+        assert_eq!(collapse_repeats("no no no no"), "no");
+        assert_eq!(collapse_repeats(""), "");
     }
 
     #[test]

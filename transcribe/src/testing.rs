@@ -82,7 +82,7 @@ pub fn voice(language: &str) -> &'static str {
 /// The utterance spoken and put through a telephone line: 8 kHz mono, band-limited to
 /// 300–3400 Hz, through G.711 A-law and back to 16-bit PCM, as the gateway records a caller.
 pub fn telephone_wav(u: &Utterance) -> io::Result<PathBuf> {
-    let key = hex::encode(&Sha256::digest(format!("v1|{}|{}", voice(&u.language), u.text))[..6]);
+    let key = hex::encode(&Sha256::digest(format!("v2|{}|{}", voice(&u.language), u.text))[..6]);
     cached(&audio_dir(), &format!("{}-{key}.wav", u.id), |out| {
         let dir = out.parent().expect("cache file has a parent");
         let raw = dir.join(format!(".{}-{key}.raw.wav", u.id));
@@ -91,12 +91,17 @@ pub fn telephone_wav(u: &Utterance) -> io::Result<PathBuf> {
             .args(["-v", voice(&u.language), "-s", "150", "-w"])
             .arg(&raw)
             .arg(&u.text))?;
+        // `-D`: no dither. sox dithers with fresh noise on every run, so each build of the
+        // corpus would sound a little different and whisper, on the edge for this audio,
+        // would score it differently; a G.711 codec does not dither either.
         run(Command::new("sox")
+            .arg("-D")
             .arg(&raw)
             .args(["-r", "8000", "-c", "1", "-e", "a-law"])
             .arg(&alaw)
             .args(["sinc", "300-3400"]))?;
         run(Command::new("sox")
+            .arg("-D")
             .arg(&alaw)
             .args(["-e", "signed-integer", "-b", "16"])
             .arg(out))?;
