@@ -182,7 +182,8 @@ async fn queue_call_recording(
         ticket_id: None,
         kind: JobKind::Call,
         recording_path: path,
-        language: None,
+        // The IVR's language: a caller who chose English talks English with the agent too.
+        language: call.language,
     };
     if let Err(e) = queue.enqueue(&job).await {
         tracing::warn!(%call_id, error = %e, "cannot queue the call's transcription");
@@ -244,6 +245,7 @@ pub async fn write_records(
                 ended_by,
                 code,
                 reason,
+                language,
                 recording_bytes,
                 ..
             } => {
@@ -256,6 +258,7 @@ pub async fn write_records(
                     },
                     code: *code,
                     reason: reason.clone(),
+                    language: language.map(str::to_owned),
                 };
                 match store.call_ended(call_id, &end, *recording_bytes).await {
                     Ok(true) => {

@@ -135,6 +135,7 @@ async fn recorded_call(
         ended_by: EndedBy::Caller,
         code: 200,
         reason: "caller hung up".into(),
+        language: Some("zh".into()),
     };
     store
         .call_ended(call_id, &end, Some(128_044))
@@ -207,6 +208,7 @@ async fn staff_find_and_play_recordings_and_every_play_is_audited(db: &TestDb) {
         ended_by: EndedBy::Caller,
         code: 487,
         reason: "caller hung up before answer".into(),
+        language: None,
     };
     store.call_ended("missed", &cancel, None).await.unwrap();
 

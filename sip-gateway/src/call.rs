@@ -50,6 +50,8 @@ struct End {
     by: EndedBy,
     code: u16,
     reason: String,
+    /// The language the IVR spoke with the caller, once there was an IVR.
+    language: Option<&'static str>,
 }
 
 impl End {
@@ -58,6 +60,7 @@ impl End {
             by,
             code,
             reason: reason.into(),
+            language: None,
         }
     }
 }
@@ -232,7 +235,7 @@ pub(crate) async fn run(setup: CallSetup) {
     };
     let max_end = tokio::time::Instant::from_std(answered + settings.max_call);
     let mut transfer: Option<Transfer> = None;
-    let end = loop {
+    let mut end = loop {
         match std::mem::replace(&mut next, Next::Continue) {
             Next::Continue => {}
             Next::HangUp => {
@@ -405,6 +408,7 @@ pub(crate) async fn run(setup: CallSetup) {
 
     if let Some(f) = flow.as_mut() {
         f.caller_hung_up();
+        end.language = Some(f.language());
     }
     let _ = ctl.media.send(MediaCommand::Stop);
     let mut summary = media_task.await.unwrap_or_default();
@@ -786,6 +790,7 @@ fn finish(shared: &Shared, call_id: &str, end: End, recording: Option<(u64, u64)
         ended_by: end.by,
         code: end.code,
         reason: end.reason,
+        language: end.language,
         recording_bytes: recording.map(|r| r.0),
         recording_ms: recording.map(|r| r.1),
     });

@@ -93,6 +93,8 @@ pub enum CallEvent {
         code: u16,
         /// In words.
         reason: String,
+        /// The language the IVR spoke with the caller (`zh`, `en`); `None` without an IVR.
+        language: Option<&'static str>,
         /// Size of the finished recording.
         recording_bytes: Option<u64>,
         /// Its length in milliseconds.

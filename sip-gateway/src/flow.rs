@@ -248,6 +248,12 @@ impl CallFlow {
         let _ = self.run(actions);
     }
 
+    /// The language the IVR speaks with the caller (`zh`, `en`): chosen, or the flow's default.
+    /// The call's recording is transcribed in it.
+    pub fn language(&self) -> &'static str {
+        self.session.language().code()
+    }
+
     /// Whether the caller's message is being recorded.
     pub fn is_recording_message(&self) -> bool {
         self.recording_message

@@ -592,6 +592,7 @@ async fn admitted(shared: Arc<Shared>, tx: Transaction, call_id: String, trunk: 
             ended_by: EndedBy::System,
             code,
             reason: reason.to_string(),
+            language: None,
             recording_bytes: None,
             recording_ms: None,
         });

@@ -91,6 +91,8 @@ pub struct CallEnd {
     pub code: u16,
     /// In words: `caller hung up`, `no RTP for 30 s`, `session timer expired`.
     pub reason: String,
+    /// The language the IVR spoke with the caller (`zh`, `en`); `None` without an IVR.
+    pub language: Option<String>,
 }
 
 /// One call detail record.
@@ -137,6 +139,9 @@ pub struct Call {
     pub node: Option<String>,
     /// The ticket opened or linked during the call.
     pub ticket_id: Option<i64>,
+    /// The language the IVR spoke with the caller (`zh`, `en`: chosen, or the flow's default);
+    /// `None` without an IVR. The recording is transcribed in it.
+    pub language: Option<String>,
 }
 
 /// Search criteria for the call list; every field narrows the result.

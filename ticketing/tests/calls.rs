@@ -35,6 +35,7 @@ fn hang_up(at: Timestamp) -> CallEnd {
         ended_by: EndedBy::Caller,
         code: 200,
         reason: "caller hung up".into(),
+        language: Some("en".into()),
     }
 }
 
@@ -110,6 +111,7 @@ db_test!(
             ended_by: EndedBy::System,
             code: 408,
             reason: "no ACK".into(),
+            language: None,
         };
         assert!(!store.call_ended("call-1", &late, Some(1)).await.unwrap());
         assert!(!store.call_ended("no-such-call", &late, None).await.unwrap());
@@ -123,6 +125,11 @@ db_test!(
         assert_eq!(call.duration_ms, Some(92_250));
         assert_eq!(call.recording_path.as_deref(), Some(path));
         assert_eq!(call.recording_bytes, Some(1_474_604));
+        assert_eq!(
+            call.language.as_deref(),
+            Some("en"),
+            "the IVR spoke English"
+        );
         assert!(
             !store
                 .call_answered("call-1", t0 + secs(300), None)
@@ -140,6 +147,7 @@ db_test!(
             ended_by: EndedBy::Hotline,
             code: 486,
             reason: "all agents busy".into(),
+            language: None,
         };
         assert!(store.call_ended("call-2", &busy, None).await.unwrap());
         let call = store.get_call(id).await.unwrap().unwrap();

@@ -899,11 +899,17 @@ db_test!(
     |db| {
         let store = &db.store;
         let t0 = monday_morning();
-        let end = |at| ticketing::calls::CallEnd {
+        // The fresh call's caller chose English in the IVR; the restarted one's end is unknown.
+        let end = |at, name: &str| ticketing::calls::CallEnd {
             at,
             ended_by: ticketing::calls::EndedBy::Caller,
             code: 200,
             reason: "caller hung up".into(),
+            language: match name {
+                "fresh" => Some("en".into()),
+                "restarted" => None,
+                _ => Some("zh".into()),
+            },
         };
         // Old, recorded, empty, running, already queued, and the two to backfill.
         let mut ids = HashMap::new();
@@ -926,7 +932,7 @@ db_test!(
             }
             if ended {
                 store
-                    .call_ended(name, &end(started + secs(30)), bytes)
+                    .call_ended(name, &end(started + secs(30), name), bytes)
                     .await
                     .unwrap();
             }
@@ -967,7 +973,16 @@ db_test!(
         assert_eq!(fresh.call_id, Some(ids["fresh"]));
         assert_eq!(
             (fresh.kind, fresh.language.as_deref()),
-            (JobKind::Call, None)
+            (JobKind::Call, Some("en")),
+            "queued in the language the IVR spoke"
+        );
+        let restarted = jobs
+            .iter()
+            .find(|j| j.recording_path == recording("restarted"))
+            .unwrap();
+        assert_eq!(
+            restarted.language, None,
+            "no IVR language: the worker's own"
         );
         assert_eq!(fresh.next_at, now);
         let kept = store.transcription_job(queued).await.unwrap().unwrap();
@@ -1087,6 +1102,7 @@ async fn recorded_call(store: &Store, call_id: &str, at: Timestamp) -> i64 {
                 ended_by: ticketing::calls::EndedBy::Caller,
                 code: 200,
                 reason: "caller hung up".into(),
+                language: Some("zh".into()),
             },
             Some(320_044),
         )
@@ -1408,7 +1424,13 @@ db_test!(
                     Some(zh_call),
                     Some("zh".to_owned())
                 ),
-                (recording("c-plain"), JobKind::Call, None, Some(plain), None),
+                (
+                    recording("c-plain"),
+                    JobKind::Call,
+                    None,
+                    Some(plain),
+                    Some("zh".into()),
+                ),
             ]
         );
         let zh_job = jobs

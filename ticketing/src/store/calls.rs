@@ -16,7 +16,8 @@ const T: &str = "calls";
 
 const CALL_COLUMNS: &str = "c.id, c.call_id, c.hotline, c.from_number, c.from_uri, c.to_number, \
     c.source, c.trunk, c.started_at, c.answered_at, c.ended_at, c.ended_by, c.end_code, \
-    c.end_reason, c.duration_ms, c.recording_path, c.recording_bytes, c.node, c.ticket_id";
+    c.end_reason, c.duration_ms, c.recording_path, c.recording_bytes, c.node, c.ticket_id, \
+    c.language";
 
 /// What a restart writes into the calls it finds still running.
 const INTERRUPTED_REASON: &str = "node restarted";
@@ -78,9 +79,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records the end of a call: who, the SIP code, why, and the recording's final size. The talk
-    /// time is computed from the answer time (none for an unanswered call). Returns `false`,
-    /// changing nothing, when the call is unknown or already ended (a retransmitted BYE).
+    /// Records the end of a call: who, the SIP code, why, the recording's final size and the
+    /// language the IVR spoke. The talk time is computed from the answer time (none for an
+    /// unanswered call). Returns `false`, changing nothing, when the call is unknown or already
+    /// ended (a retransmitted BYE).
     pub async fn call_ended(
         &self,
         call_id: &str,
@@ -90,7 +92,8 @@ impl Store {
         let mut w = self.write().await?;
         let done = sqlx::query(
             "UPDATE calls SET ended_at = $2, ended_by = $3, end_code = $4, end_reason = $5, \
-             recording_bytes = $6, duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+             recording_bytes = $6, language = COALESCE($7, language), \
+             duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
              WHEN answered_at < $2 THEN $2 - answered_at ELSE 0 END \
              WHERE call_id = $1 AND ended_at IS NULL",
         )
@@ -100,6 +103,7 @@ impl Store {
         .bind(i32::from(end.code))
         .bind(&end.reason)
         .bind(recording_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+        .bind(end.language.as_deref())
         .execute(&mut *w.tx)
         .await?;
         w.commit().await?;
@@ -300,5 +304,6 @@ fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
             .transpose()?,
         node: row.try_get("node")?,
         ticket_id: row.try_get("ticket_id")?,
+        language: row.try_get("language")?,
     })
 }

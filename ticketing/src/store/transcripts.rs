@@ -363,7 +363,8 @@ impl Store {
     /// header) are left out, and so are calls with a voicemail job: a call that left a message
     /// is the message (see [`Store::transcript_for_call`]). Run
     /// [`Store::enqueue_untranscribed_voicemails`] first, so that a voicemail whose job was lost
-    /// keeps its call out too. Returns how many were queued.
+    /// keeps its call out too. Each is queued in the language its IVR spoke. Returns how many
+    /// were queued.
     pub async fn enqueue_untranscribed_calls(
         &self,
         since: Timestamp,
@@ -372,8 +373,9 @@ impl Store {
         let mut w = self.write().await?;
         let done = sqlx::query(
             "INSERT INTO transcription_jobs (call_id, ticket_id, kind, recording_path, state, \
-             attempts, next_at, created_at) \
-             SELECT c.id, NULL, 'call', c.recording_path, 'queued', 0, $2, $2 FROM calls c \
+             attempts, next_at, created_at, language) \
+             SELECT c.id, NULL, 'call', c.recording_path, 'queued', 0, $2, $2, c.language \
+             FROM calls c \
              WHERE c.ended_at IS NOT NULL AND c.ended_at >= $1 AND c.recording_path IS NOT NULL \
              AND COALESCE(c.recording_bytes, 45) > 44 \
              AND NOT EXISTS (SELECT 1 FROM transcription_jobs j \
