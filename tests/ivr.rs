@@ -149,7 +149,7 @@ async fn caller_with_a_gas_leak_is_transferred_to_the_utility() {
 async fn caller_whose_transfer_is_refused_is_not_dropped() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;
-        sip.queues = Some(queue(2, "callback"));
+        sip.queues = Some(intake_queue(2, "callback"));
     });
     let steps = [
         Step::Pause(700),
@@ -257,7 +257,7 @@ async fn after_hours_caller_leaves_a_message_that_becomes_a_ticket() {
 async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;
-        sip.queues = Some(queue(3, "callback"));
+        sip.queues = Some(intake_queue(3, "callback"));
     });
     let steps = [
         Step::Pause(700),
@@ -355,7 +355,7 @@ async fn queued_caller_without_agents_gets_a_callback_at_max_wait() {
 async fn queued_caller_who_hangs_up_is_counted_as_abandoned() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;
-        sip.queues = Some(queue(30, "voicemail"));
+        sip.queues = Some(intake_queue(30, "voicemail"));
     });
     let steps = [
         Step::Pause(700),
@@ -388,7 +388,7 @@ async fn queued_caller_who_hangs_up_is_counted_as_abandoned() {
 async fn queued_caller_is_answered_by_an_agent_desk_phone() {
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;
-        sip.queues = Some(queue(20, "callback"));
+        sip.queues = Some(intake_queue(20, "callback"));
     });
     // The agent's phone: SIPp answering on a port of its own, echoing what it hears.
     let port = free_udp_port("127.0.0.1".parse().unwrap());
@@ -496,7 +496,8 @@ async fn queued_caller_is_answered_by_an_agent_desk_phone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_agent_phone_is_cancelled_and_the_next_agent_rung() {
-    let queues = queue(20, "callback").replace("ring_timeout_secs = 15", "ring_timeout_secs = 2");
+    let queues =
+        intake_queue(20, "callback").replace("ring_timeout_secs = 15", "ring_timeout_secs = 2");
     let hotline = Hotline::start(|sip| {
         sip.tone_prompts = true;
         sip.queues = Some(queues);
@@ -580,16 +581,6 @@ async fn an_unanswered_agent_phone_is_cancelled_and_the_next_agent_rung() {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/// A queues file with one queue, `12319-intake`, that overflows to `overflow` after `max_wait`
-/// seconds and tells waiting callers where they stand every second.
-fn queue(max_wait: u64, overflow: &str) -> String {
-    format!(
-        "service_level_secs = 20\n\n[[queue]]\nname = \"12319-intake\"\nlanguages = [\"zh\", \"en\"]\n\
-         ring_timeout_secs = 15\nmax_wait_secs = {max_wait}\nmax_length = 10\noverflow = \"{overflow}\"\n\
-         music_on_hold = \"hold_music\"\nwrap_up_secs = 10\nannounce_every_secs = 1\n"
-    )
-}
 
 /// `want` appears in `heard` as consecutive prompts.
 #[track_caller]

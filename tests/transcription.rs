@@ -3,14 +3,15 @@
 //! transcription is off and queues the voicemail (the call left nothing else to transcribe);
 //! once the model is imported the backlog is transcribed with the real whisper model, the
 //! voicemail's transcript becomes its ticket's content and answers for the call, served as JSON
-//! and SRT and found by search.
+//! and SRT and found by search. And a call an agent answered (a SIPp desk phone that speaks) is
+//! transcribed per side of its stereo recording, in the language the caller chose.
 
 mod common;
 
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
 
-use common::sip::{End, Hotline, Step, speech_pcap};
+use common::sip::{End, Hotline, Step, free_udp_port, intake_queue, speech_pcap};
 use reqwest::StatusCode;
 use transcribe::model::Quantize;
 use transcribe::testing;
@@ -260,6 +261,150 @@ async fn a_voicemail_is_transcribed_into_its_ticket_once_a_model_is_imported() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    hotline.assert_alive();
+}
+
+/// A caller who chose English in the IVR talks with an agent's desk phone; the stereo recording
+/// is transcribed side by side — the caller's words on the caller's channel, the agent's on the
+/// hotline's, in English because the IVR spoke English, in one timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_an_agent_is_transcribed_per_side_in_the_callers_language() {
+    let said = |id: &str| {
+        let u = testing::corpus().into_iter().find(|u| u.id == id).unwrap();
+        let wav = testing::telephone_wav(&u).unwrap();
+        (u, wav)
+    };
+    let (caller_says, caller_wav) = said("en02");
+    let (agent_says, agent_wav) = said("en04");
+    let model = testing::base_model(Quantize::Q8_0);
+
+    let mut hotline = Hotline::start(|sip| {
+        sip.tone_prompts = true;
+        sip.queues = Some(intake_queue(20, "callback"));
+        sip.extra =
+            "[transcription]\nworkers = 1\nthreads = 2\nbeam = 1\nmodel_check_seconds = 1\n".into();
+    });
+    let models = hotline.data().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::os::unix::fs::symlink(&model, models.join("whisper-base-q8_0.bin")).unwrap();
+
+    let caller_pcap = hotline.dir.path().join("caller.pcap");
+    let caller_len = speech_pcap(&caller_wav, &caller_pcap).as_millis() as u64;
+    let agent_pcap = hotline.dir.path().join("agent.pcap");
+    let agent_len = speech_pcap(&agent_wav, &agent_pcap).as_millis() as u64;
+    // The agent answers about 2 s into the call and lets the caller speak first (from ~3 s).
+    let port = free_udp_port("127.0.0.1".parse().unwrap());
+    let phone = hotline
+        .agent_phone_saying(&agent_pcap, caller_len + 2_000)
+        .on_port(port)
+        .spawn();
+    let agent = hotline.agent().await;
+    let (status, view) = agent
+        .post(
+            "/api/v1/agents/me/state",
+            serde_json::json!({"state": "ready", "contact": format!("sip:agent@127.0.0.1:{port}"), "languages": ["en"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+
+    // English (2), report a problem (1): the queue rings the agent's phone.
+    let steps = [
+        Step::Pause(700),
+        Step::Key('2'),
+        Step::Pause(500),
+        Step::Key('1'),
+        Step::Pause(1500),
+        Step::Play(caller_pcap),
+        Step::Pause(caller_len + 2_000 + agent_len + 1_500),
+    ];
+    let run = hotline.ivr_call(&steps, End::CallerHangsUp).run().await;
+    run.assert_success();
+    let phone = phone.finish().await;
+    phone.assert_success();
+
+    let supervisor = hotline.supervisor().await;
+    let call = supervisor.ended_call(&run.call_id()).await;
+    assert_eq!(call["language"], "en", "{call}");
+    let id = call["id"].as_i64().unwrap();
+    let transcript = wait_for(&supervisor, "the call's transcript", |api| async move {
+        let (status, t) = api.get(&format!("/api/v1/calls/{id}/transcript")).await;
+        (status == StatusCode::OK).then_some(t)
+    })
+    .await;
+    assert_eq!(transcript["recording_path"], call["recording_path"]);
+    assert_eq!(transcript["language"], "en", "{transcript}");
+    let segments = transcript["segments"].as_array().unwrap();
+    let side = |speaker: &str| -> (String, Vec<i64>) {
+        let mine: Vec<&serde_json::Value> = segments
+            .iter()
+            .filter(|s| s["speaker"] == speaker)
+            .collect();
+        let text = mine
+            .iter()
+            .map(|s| s["text"].as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let starts = mine
+            .iter()
+            .map(|s| s["start_ms"].as_i64().unwrap())
+            .collect();
+        (text, starts)
+    };
+    let (caller_text, caller_starts) = side("caller");
+    let (hotline_text, hotline_starts) = side("hotline");
+    let (caller_lower, hotline_lower) = (caller_text.to_lowercase(), hotline_text.to_lowercase());
+    assert!(
+        caller_lower.contains("street light") || caller_lower.contains("streetlight"),
+        "the caller's words on the caller's side: {transcript}"
+    );
+    assert!(
+        hotline_lower.contains("truck"),
+        "the agent's words on the hotline's side: {transcript}"
+    );
+    assert!(
+        !caller_lower.contains("truck") && !hotline_lower.contains("light"),
+        "each side only hears its own channel: {transcript}"
+    );
+    for (text, reference) in [(&caller_text, &caller_says), (&hotline_text, &agent_says)] {
+        let cer = transcribe::cer::char_error_rate(&reference.text, text);
+        assert!(cer < 0.3, "CER {cer:.2}: {text:?} for {:?}", reference.text);
+    }
+    // One timeline: the caller spoke first, the agent answered after.
+    let starts: Vec<i64> = segments
+        .iter()
+        .map(|s| s["start_ms"].as_i64().unwrap())
+        .collect();
+    assert!(starts.is_sorted(), "one timeline: {starts:?}");
+    let agent_spoke = segments
+        .iter()
+        .find(|s| {
+            s["speaker"] == "hotline"
+                && s["text"].as_str().unwrap().to_lowercase().contains("truck")
+        })
+        .unwrap()["start_ms"]
+        .as_i64()
+        .unwrap();
+    let caller_spoke = caller_starts[0];
+    assert!(
+        caller_spoke < agent_spoke,
+        "the caller spoke before the agent: caller {caller_starts:?}, agent {hotline_starts:?}"
+    );
+    // The hotline side opened with the IVR's tone prompts: tones are not speech, so nothing
+    // was written for them and the agent's words carry the agent's time.
+    assert!(
+        hotline_starts.iter().all(|&t| t > caller_spoke),
+        "text for the IVR's tones: {transcript}"
+    );
+    let srt = supervisor
+        .fetch(&format!("/api/v1/calls/{id}/transcript?format=srt"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        srt.contains("市民") && srt.contains("话务员"),
+        "both speakers named: {srt}"
+    );
     hotline.assert_alive();
 }
 

@@ -404,6 +404,25 @@ impl Hotline {
         sipp
     }
 
+    /// An agent's desk phone (`tests/sipp/agent_phone.xml`) that, `after_ms` after the call is
+    /// bridged to it, says what `pcap` holds (see [`speech_pcap`]), then waits for the BYE.
+    pub fn agent_phone_saying(&self, pcap: &Path, after_ms: u64) -> Sipp {
+        let template =
+            std::fs::read_to_string(format!("{ROOT}/tests/sipp/agent_phone.xml")).unwrap();
+        let speech = format!(
+            "  <pause milliseconds=\"{after_ms}\"/>\n  <nop><action><exec play_pcap_audio=\"{}\"/></action></nop>\n",
+            pcap.display()
+        );
+        assert!(template.contains("  <!-- ANSWERED -->\n"));
+        let xml = template.replace("  <!-- ANSWERED -->\n", &speech);
+        let n = self.runs.get() + 1;
+        let path = self.dir.path().join(format!("agent-phone-{n}.xml"));
+        std::fs::write(&path, xml).unwrap();
+        let mut sipp = self.sipp("agent_phone");
+        sipp.scenario = path.display().to_string();
+        sipp
+    }
+
     pub async fn supervisor(&self) -> Api {
         Api::login(&self.http, "supervisor", PASSWORD).await
     }
@@ -736,6 +755,16 @@ pub fn free_udp_port(ip: IpAddr) -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A queues file with one queue, `12319-intake` (Chinese and English), that overflows to
+/// `overflow` after `max_wait` seconds and tells waiting callers where they stand every second.
+pub fn intake_queue(max_wait: u64, overflow: &str) -> String {
+    format!(
+        "service_level_secs = 20\n\n[[queue]]\nname = \"12319-intake\"\nlanguages = [\"zh\", \"en\"]\n\
+         ring_timeout_secs = 15\nmax_wait_secs = {max_wait}\nmax_length = 10\noverflow = \"{overflow}\"\n\
+         music_on_hold = \"hold_music\"\nwrap_up_secs = 10\nannounce_every_secs = 1\n"
+    )
 }
 
 /// An even port with the three above it free: SIPp's RTP, RTCP and echo ports (`-mp`).

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use transcribe::cer;
-use transcribe::engine::{DecodeOptions, Engine, Language, Search, domain_prompt};
+use transcribe::engine::{DecodeOptions, Engine, Language, NO_REPEAT_NGRAM, Search, domain_prompt};
 use transcribe::model::Quantize;
 use transcribe::recording::transcribe_file;
 use transcribe::testing::{self, Utterance};
@@ -34,15 +34,26 @@ struct Setting {
     fallback: bool,
     /// The domain prompt (category words) rather than only the simplified-Chinese sentence.
     domain: bool,
+    /// [`DecodeOptions::no_repeat_ngram`].
+    no_repeat: usize,
 }
 
-const SETTINGS: [Setting; 7] = [
+const SETTINGS: [Setting; 8] = [
     Setting {
         name: "f16 beam5 fallback domain-prompt (default)",
         quantize: Quantize::F16,
         search: Search::Beam(5),
         fallback: true,
         domain: true,
+        no_repeat: 0,
+    },
+    Setting {
+        name: "f16 beam5 fallback domain-prompt no-repeat-4gram",
+        quantize: Quantize::F16,
+        search: Search::Beam(5),
+        fallback: true,
+        domain: true,
+        no_repeat: 4,
     },
     Setting {
         name: "f16 beam5 fallback plain-prompt",
@@ -50,6 +61,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Beam(5),
         fallback: true,
         domain: false,
+        no_repeat: 0,
     },
     Setting {
         name: "f16 greedy fallback domain-prompt",
@@ -57,6 +69,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Greedy,
         fallback: true,
         domain: true,
+        no_repeat: 0,
     },
     Setting {
         name: "f16 greedy fallback plain-prompt",
@@ -64,6 +77,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Greedy,
         fallback: true,
         domain: false,
+        no_repeat: 0,
     },
     Setting {
         name: "f16 greedy domain-prompt",
@@ -71,6 +85,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Greedy,
         fallback: false,
         domain: true,
+        no_repeat: 0,
     },
     Setting {
         name: "q8_0 beam5 fallback domain-prompt",
@@ -78,6 +93,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Beam(5),
         fallback: true,
         domain: true,
+        no_repeat: 0,
     },
     Setting {
         name: "q8_0 greedy fallback domain-prompt",
@@ -85,6 +101,7 @@ const SETTINGS: [Setting; 7] = [
         search: Search::Greedy,
         fallback: true,
         domain: true,
+        no_repeat: 0,
     },
 ];
 
@@ -93,6 +110,7 @@ fn options(
     search: Search,
     fallback: bool,
     domain: bool,
+    no_repeat: usize,
     threads: u16,
 ) -> DecodeOptions {
     let language = Language::parse(&u.language).expect("corpus languages are known");
@@ -103,6 +121,7 @@ fn options(
         threads,
         search,
         temperature_fallback: fallback,
+        no_repeat_ngram: no_repeat,
     }
 }
 
@@ -139,7 +158,7 @@ fn settings(filters: &[String], set: &[(Utterance, bool, PathBuf)]) {
         let (mut zh, mut held, mut en) = (Errors::default(), Errors::default(), Errors::default());
         let (mut found, mut keywords) = (0, 0);
         for (u, is_heldout, wav) in set {
-            let o = options(u, s.search, s.fallback, s.domain, 2);
+            let o = options(u, s.search, s.fallback, s.domain, s.no_repeat, 2);
             let out = transcribe_file(&engine, wav, &o).expect("the corpus transcribes");
             audio += Duration::from_millis(out.transcript.duration_ms);
             busy += out.processing;
@@ -196,7 +215,7 @@ fn pool(
                         break;
                     }
                     let (u, _, wav) = &set[i % set.len()];
-                    let o = options(u, Search::Beam(5), true, true, threads);
+                    let o = options(u, Search::Beam(5), true, true, NO_REPEAT_NGRAM, threads);
                     let out = transcribe_file(&engine, wav, &o).expect("the corpus transcribes");
                     audio_ms.fetch_add(out.transcript.duration_ms as usize, Ordering::Relaxed);
                 }

@@ -59,6 +59,9 @@ pub const FALLBACK_ENTROPY: f32 = 2.4;
 /// A segment whisper thinks is this likely not speech, and is short, is dropped.
 pub const NO_SPEECH: f32 = 0.8;
 
+/// The default [`DecodeOptions::no_repeat_ngram`].
+pub const NO_REPEAT_NGRAM: usize = 0;
+
 /// Units (Chinese characters or words) a segment needs before it can be taken for an echo of
 /// the prompt: a caller saying just "井盖" is speech, not an echo.
 pub const ECHO_MIN_UNITS: usize = 6;
@@ -138,6 +141,9 @@ pub struct DecodeOptions {
     /// Text given to the decoder as if it came before: sets the script (simplified Chinese) and
     /// the vocabulary of the domain. Without one, Chinese gets [`SIMPLIFIED_CHINESE_PROMPT`].
     pub prompt: Option<String>,
+    /// A run of this many text tokens may not come twice in one window (0: no limit): the
+    /// decoder is kept from starting a loop rather than cut off inside one.
+    pub no_repeat_ngram: usize,
 }
 
 impl DecodeOptions {
@@ -160,6 +166,7 @@ impl Default for DecodeOptions {
             search: Search::Beam(5),
             temperature_fallback: true,
             prompt: None,
+            no_repeat_ngram: NO_REPEAT_NGRAM,
         }
     }
 }
@@ -277,6 +284,7 @@ impl Engine {
             }
             let mut budget = TokenBudget {
                 max: text_token_budget(audio.len()),
+                no_repeat: options.no_repeat_ngram,
             };
             let mut params = full_params(options, prompt);
             params.set_audio_ctx(audio_ctx(audio.len()) as i32);
@@ -331,17 +339,19 @@ pub fn text_token_budget(samples: usize) -> usize {
     MIN_TOKENS + samples * TOKENS_PER_SECOND / RATE
 }
 
-/// What the logits filter needs: the window's token budget.
+/// What the logits filter needs: the window's token budget and the n-gram no text may repeat.
 struct TokenBudget {
     max: usize,
+    no_repeat: usize,
 }
 
-/// whisper.cpp's logits filter: once the sequence has used its budget, only end-of-text may
-/// follow, so a repetition loop ends where a person would have stopped talking.
+/// whisper.cpp's logits filter. Once the sequence has used its budget only end-of-text may
+/// follow, so a repetition loop ends where a person would have stopped talking; before that,
+/// no token may complete a run of text tokens already written ([`repeat_completions`]).
 unsafe extern "C" fn limit_tokens(
     ctx: *mut whisper_rs::whisper_rs_sys::whisper_context,
     _state: *mut whisper_rs::whisper_rs_sys::whisper_state,
-    _tokens: *const whisper_rs::whisper_rs_sys::whisper_token_data,
+    tokens: *const whisper_rs::whisper_rs_sys::whisper_token_data,
     n_tokens: std::ffi::c_int,
     logits: *mut f32,
     user_data: *mut std::ffi::c_void,
@@ -349,26 +359,62 @@ unsafe extern "C" fn limit_tokens(
     if ctx.is_null() || logits.is_null() || user_data.is_null() {
         return;
     }
+    let n_tokens = usize::try_from(n_tokens).unwrap_or(0);
     // SAFETY: `user_data` is the `TokenBudget` set next to this callback; `logits` holds
-    // `whisper_n_vocab(ctx)` floats for the token being sampled.
+    // `whisper_n_vocab(ctx)` floats for the token being sampled and `tokens` the `n_tokens`
+    // tokens of the sequence so far.
     unsafe {
         let budget = &*user_data.cast::<TokenBudget>();
-        if usize::try_from(n_tokens).unwrap_or(0) < budget.max {
-            return;
-        }
         let n_vocab =
             usize::try_from(whisper_rs::whisper_rs_sys::whisper_n_vocab(ctx)).unwrap_or(0);
-        let eot = usize::try_from(whisper_rs::whisper_rs_sys::whisper_token_eot(ctx)).unwrap_or(0);
-        if eot >= n_vocab {
+        let eot = whisper_rs::whisper_rs_sys::whisper_token_eot(ctx);
+        let Ok(eot_index) = usize::try_from(eot) else {
+            return;
+        };
+        if eot_index >= n_vocab {
             return;
         }
         let logits = std::slice::from_raw_parts_mut(logits, n_vocab);
-        for (i, l) in logits.iter_mut().enumerate() {
-            if i != eot {
+        if n_tokens >= budget.max {
+            for (i, l) in logits.iter_mut().enumerate() {
+                if i != eot_index {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            return;
+        }
+        if budget.no_repeat < 2 || tokens.is_null() || n_tokens < budget.no_repeat {
+            return;
+        }
+        let text: Vec<i32> = std::slice::from_raw_parts(tokens, n_tokens)
+            .iter()
+            .map(|t| t.id)
+            .filter(|&id| id < eot)
+            .collect();
+        for id in repeat_completions(&text, budget.no_repeat) {
+            if let Some(l) = usize::try_from(id).ok().and_then(|i| logits.get_mut(i)) {
                 *l = f32::NEG_INFINITY;
             }
         }
     }
+}
+
+/// The tokens that would make the last `n` of `text` a run of `n` tokens that already came:
+/// those that followed each earlier occurrence of the last `n - 1`. (Hugging Face's
+/// `no_repeat_ngram_size`.)
+pub fn repeat_completions(text: &[i32], n: usize) -> Vec<i32> {
+    if n < 2 || text.len() < n {
+        return Vec::new();
+    }
+    let prefix = &text[text.len() - (n - 1)..];
+    let mut banned: Vec<i32> = text
+        .windows(n)
+        .filter(|w| &w[..n - 1] == prefix)
+        .map(|w| w[n - 1])
+        .collect();
+    banned.sort_unstable();
+    banned.dedup();
+    banned
 }
 
 /// Removes what whisper repeats in a loop: a piece of text said three or more times running
@@ -679,6 +725,24 @@ mod tests {
         assert_eq!(text_token_budget(10 * S), MIN_TOKENS + 120);
         // A short turn stops far below whisper's own cap of 220 tokens a window.
         assert!(text_token_budget(5 * S) < 100);
+    }
+
+    #[test]
+    fn a_run_of_tokens_may_not_come_twice() {
+        // "a b c d" then "a b": c would repeat "a b c".
+        assert_eq!(repeat_completions(&[1, 2, 3, 4, 1, 2], 3), [3]);
+        // Every token that followed the prefix is banned, once each.
+        assert_eq!(
+            repeat_completions(&[1, 2, 3, 1, 2, 5, 1, 2, 3, 1, 2], 3),
+            [3, 5]
+        );
+        // A token said three times: a fourth would repeat the run of three.
+        assert_eq!(repeat_completions(&[7, 7, 7], 3), [7]);
+        assert_eq!(repeat_completions(&[7, 7], 3), Vec::<i32>::new());
+        // Nothing repeated, too short, or no limit.
+        assert!(repeat_completions(&[1, 2, 3, 4, 5], 3).is_empty());
+        assert!(repeat_completions(&[1, 2], 3).is_empty());
+        assert!(repeat_completions(&[1, 1, 1, 1], 0).is_empty());
     }
 
     #[test]

@@ -9,9 +9,21 @@
 //! [`VadConfig::min_speech_ms`] dropped, each region padded by [`VadConfig::padding_ms`] so word
 //! edges survive, and regions longer than [`VadConfig::max_region_ms`] cut at their quietest
 //! point so each fits one whisper window.
+//!
+//! Loud is not always voice: the hotline's side carries beeps and tones (the voicemail beep, a
+//! tone prompt, ringback), the caller's side in-band DTMF. Their spectrum holds still from frame
+//! to frame, which speech never does for long (measured on espeak Mandarin and English: no run
+//! of frames above [`TONE_SIMILARITY`] longer than 30 ms; a tone: all of it), so a run of
+//! [`VadConfig::min_tone_ms`] or more of such frames is not speech. whisper would otherwise hear
+//! words in it, and a window starting with a beep gives its text the beep's start time.
 
 use std::collections::VecDeque;
 use std::ops::Range;
+
+use realfft::RealFftPlanner;
+
+/// Cosine similarity of two frames' magnitude spectra above which the sound held still.
+pub const TONE_SIMILARITY: f32 = 0.98;
 
 /// Frames quieter than this (dBFS) are digital silence (muted, on hold, the recorder's
 /// padding): they say nothing about the line's noise, so the floor estimate skips them.
@@ -47,6 +59,8 @@ pub struct VadConfig {
     pub min_speech_ms: u32,
     /// Regions longer than this are cut at their quietest frame (whisper's window is 30 s).
     pub max_region_ms: u32,
+    /// A sound whose spectrum holds still this long is a tone, not speech; 0 keeps tones.
+    pub min_tone_ms: u32,
 }
 
 impl Default for VadConfig {
@@ -63,6 +77,7 @@ impl Default for VadConfig {
             merge_gap_ms: 800,
             min_speech_ms: 150,
             max_region_ms: 28_000,
+            min_tone_ms: 200,
         }
     }
 }
@@ -91,13 +106,19 @@ pub fn detect(samples: &[f32], config: &VadConfig) -> Vec<Range<usize>> {
     }
     let smoothed = smooth(&levels);
     let floor = noise_floor(&levels, config.frames(config.noise_window_ms) / 2);
-    let speech: Vec<bool> = levels
+    let mut speech: Vec<bool> = levels
         .iter()
         .zip(&floor)
         .map(|(&level, &floor)| {
             level > floor + config.threshold_db && level > config.min_level_dbfs
         })
         .collect();
+    if config.min_tone_ms > 0 {
+        let tones = steady_frames(samples, &levels, config);
+        for (s, tone) in speech.iter_mut().zip(tones) {
+            *s &= !tone;
+        }
+    }
 
     // Runs of speech frames, as frame ranges.
     let mut runs: Vec<Range<usize>> = Vec::new();
@@ -157,6 +178,71 @@ fn frame_levels(samples: &[f32], config: &VadConfig) -> Vec<f32> {
             power_db(power)
         })
         .collect()
+}
+
+/// Which frames belong to a run of at least [`VadConfig::min_tone_ms`] whose spectrum holds
+/// still: each frame's magnitude spectrum (Hann window) within [`TONE_SIMILARITY`] of the one
+/// before, both frames above [`VadConfig::min_level_dbfs`] (`levels`: a quiet sound is not
+/// speech anyway, and the idle pattern of a codec is as steady as a tone).
+fn steady_frames(samples: &[f32], levels: &[f32], config: &VadConfig) -> Vec<bool> {
+    let frame = config.frame_len();
+    let n = frame.next_power_of_two();
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n);
+    let window: Vec<f32> = (0..frame)
+        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / frame as f32).cos())
+        .collect();
+    let mut input = fft.make_input_vec();
+    let mut output = fft.make_output_vec();
+    let mut scratch = fft.make_scratch_vec();
+    let mut previous: Vec<f32> = Vec::new();
+    let mut still = Vec::new();
+    for chunk in samples.chunks(frame) {
+        input.fill(0.0);
+        for ((x, &v), w) in input.iter_mut().zip(chunk).zip(&window) {
+            *x = if v.is_finite() { v * w } else { 0.0 };
+        }
+        let magnitudes = match fft.process_with_scratch(&mut input, &mut output, &mut scratch) {
+            Ok(()) => output.iter().map(|c| c.norm()).collect(),
+            Err(_) => Vec::new(),
+        };
+        let i = still.len();
+        let loud = |k: usize| levels.get(k).is_some_and(|&l| l > config.min_level_dbfs);
+        still.push(
+            i > 0 && loud(i) && loud(i - 1) && cosine(&previous, &magnitudes) > TONE_SIMILARITY,
+        );
+        previous = magnitudes;
+    }
+    // A frame is steady when it matches the one before; a run of k such frames spans k + 1.
+    // (`still[0]` is false: there is no frame before it.)
+    let min_frames = config.frames(config.min_tone_ms).max(2);
+    let mut tone = vec![false; still.len()];
+    let mut i = 0;
+    while i < still.len() {
+        if !still[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < still.len() && still[i] {
+            i += 1;
+        }
+        // With the frames where the tone starts and stops, half tone and half not.
+        if i - start + 1 >= min_frames {
+            tone[start.saturating_sub(2)..(i + 1).min(still.len())].fill(true);
+        }
+    }
+    tone
+}
+
+/// Cosine similarity of two spectra; 0 when either is empty or silent.
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() || a.is_empty() {
+        return 0.0;
+    }
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let d = norm(a) * norm(b);
+    if d > 0.0 { dot / d } else { 0.0 }
 }
 
 fn power_db(power: f64) -> f32 {
@@ -295,17 +381,45 @@ mod tests {
 
     /// A voiced-sounding burst: 150 Hz with harmonics, RMS at `dbfs`.
     fn voice(len: usize, dbfs: f32) -> Vec<f32> {
+        // Syllables of 120 ms, each with its own pitch and vowel (harmonic weights), so the
+        // spectrum moves as speech's does; a steady harmonic stack would be a tone.
+        let syllable = ms(120);
         let raw: Vec<f32> = (0..len)
             .map(|i| {
                 let t = i as f32 / RATE as f32;
-                (1..=5)
-                    .map(|h| (2.0 * PI * 150.0 * h as f32 * t).sin() / h as f32)
-                    .sum()
+                let k = i / syllable;
+                let f0 = 120.0 + 15.0 * (k % 5) as f32;
+                let vowel = (k * 7 + 3) % 5;
+                let envelope = 0.3 + 0.7 * (PI * (i % syllable) as f32 / syllable as f32).sin();
+                envelope
+                    * (1..=6)
+                        .map(|h| {
+                            let weight = if (h + vowel).is_multiple_of(3) {
+                                1.0
+                            } else {
+                                0.25
+                            };
+                            weight * (2.0 * PI * f0 * h as f32 * t).sin() / h as f32
+                        })
+                        .sum::<f32>()
             })
             .collect();
         let rms = (raw.iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt();
         let gain = 10f32.powf(dbfs / 20.0) / rms;
         raw.into_iter().map(|v| v * gain).collect()
+    }
+
+    /// A pure tone (a beep, a tone prompt) at `hz`, `dbfs` RMS.
+    fn tone(len: usize, hz: &[f32], dbfs: f32) -> Vec<f32> {
+        let amplitude = 10f32.powf(dbfs / 20.0) * 2f32.sqrt() / hz.len() as f32;
+        (0..len)
+            .map(|i| {
+                let t = i as f32 / RATE as f32;
+                hz.iter()
+                    .map(|f| amplitude * (2.0 * PI * f * t).sin())
+                    .sum()
+            })
+            .collect()
     }
 
     /// `base` with `burst` added at `at`.
@@ -326,6 +440,32 @@ mod tests {
             got * 1000 / RATE,
             want * 1000 / RATE
         );
+    }
+
+    #[test]
+    fn beeps_and_dtmf_are_not_speech() {
+        let mut x = noise(ms(4_000), -55.0, 3);
+        add(&mut x, ms(500), &tone(ms(800), &[1_000.0], -12.0));
+        add(&mut x, ms(2_500), &tone(ms(400), &[770.0, 1_336.0], -15.0));
+        assert_eq!(detect_default(&x), Vec::<Range<usize>>::new());
+        // Kept with the tone check off: they are loud enough.
+        let config = VadConfig {
+            min_tone_ms: 0,
+            ..VadConfig::default()
+        };
+        assert_eq!(detect(&x, &config).len(), 2);
+    }
+
+    #[test]
+    fn a_beep_before_speech_does_not_open_the_region() {
+        // The voicemail beep, a pause, then the caller: the region starts at the voice.
+        let mut x = noise(ms(5_000), -55.0, 4);
+        add(&mut x, ms(200), &tone(ms(500), &[1_000.0], -10.0));
+        add(&mut x, ms(1_200), &voice(ms(2_500), -20.0));
+        let regions = detect_default(&x);
+        assert_eq!(regions.len(), 1, "{regions:?}");
+        assert_near(regions[0].start, ms(1_200 - 300), 40, "start");
+        assert_near(regions[0].end, ms(3_700 + 300), 40, "end");
     }
 
     #[test]
