@@ -315,6 +315,52 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_tones_are_not_speech_to_the_transcriber() {
+        // The beep before a message and the music a queued caller hears are on the hotline side
+        // of the recording: decoded, whisper would write words for them.
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prompts.toml"))
+                .unwrap();
+        let c = Catalogue::from_toml(&text).unwrap();
+        for name in ["beep", "hold_music"] {
+            let tone = c.prompts[name].tone.as_ref().unwrap();
+            // Three times over, as a queue loops its music, with the line's quiet noise floor.
+            let once: Vec<f32> = tone_samples(tone)
+                .iter()
+                .map(|&v| f32::from(v) / 32_768.0)
+                .collect();
+            // Two seconds of line before and after, at −60 dBFS.
+            let mut seed = 0x2545_f491_u32;
+            let mut line = |v: f32| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                v + (f32::from((seed >> 16) as u16) / 65_536.0 - 0.5) * 0.0035
+            };
+            let quiet = std::iter::repeat_n(0.0, 16_000);
+            let looped: Vec<f32> = quiet
+                .clone()
+                .chain(once.iter().cycle().take(once.len() * 3).copied())
+                .chain(quiet)
+                .map(&mut line)
+                .collect();
+            let at16 = transcribe::audio::resample(&[looped], 8000, 16_000).unwrap();
+            let config = transcribe::vad::VadConfig::default();
+            assert_eq!(
+                transcribe::vad::detect(&at16[0], &config),
+                Vec::<std::ops::Range<usize>>::new(),
+                "{name} is taken for speech"
+            );
+            let loud = transcribe::vad::VadConfig {
+                min_tone_ms: 0,
+                ..config
+            };
+            assert!(
+                !transcribe::vad::detect(&at16[0], &loud).is_empty(),
+                "{name} is loud enough to pass for speech on level alone"
+            );
+        }
+    }
+
+    #[test]
     fn tones_have_their_length_and_pitch() {
         let beep = tone_samples(&Tone {
             hz: vec![1000.0],
