@@ -268,12 +268,17 @@ fn write_tone(t: &Tone, path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_shipped_catalogue_is_complete() {
+    /// `config/prompts.toml` as shipped.
+    fn shipped() -> Catalogue {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prompts.toml"))
                 .unwrap();
-        let c = Catalogue::from_toml(&text).unwrap();
+        Catalogue::from_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_catalogue_is_complete() {
+        let c = shipped();
         for d in 0..10 {
             assert!(c.prompts.contains_key(&format!("digits/{d}")), "digits/{d}");
         }
@@ -318,10 +323,7 @@ mod tests {
     fn the_shipped_tones_are_not_speech_to_the_transcriber() {
         // The beep before a message and the music a queued caller hears are on the hotline side
         // of the recording: decoded, whisper would write words for them.
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/prompts.toml"))
-                .unwrap();
-        let c = Catalogue::from_toml(&text).unwrap();
+        let c = shipped();
         for name in ["beep", "hold_music"] {
             let tone = c.prompts[name].tone.as_ref().unwrap();
             // Three times over, as a queue loops its music, with the line's quiet noise floor.

@@ -396,12 +396,7 @@ impl Hotline {
         let xml = template
             .replace("  <!-- STEPS -->\n", &xml)
             .replace("  <!-- END -->\n", &end);
-        let n = self.runs.get() + 1;
-        let path = self.dir.path().join(format!("ivr-{n}.xml"));
-        std::fs::write(&path, xml).unwrap();
-        let mut sipp = self.sipp("ivr_caller");
-        sipp.scenario = path.display().to_string();
-        sipp
+        self.sipp_written("ivr_caller", &xml)
     }
 
     /// An agent's desk phone (`tests/sipp/agent_phone.xml`) that, `after_ms` after the call is
@@ -414,11 +409,19 @@ impl Hotline {
             pcap.display()
         );
         assert!(template.contains("  <!-- ANSWERED -->\n"));
-        let xml = template.replace("  <!-- ANSWERED -->\n", &speech);
+        self.sipp_written(
+            "agent_phone",
+            &template.replace("  <!-- ANSWERED -->\n", &speech),
+        )
+    }
+
+    /// A SIPp run named after `scenario` that plays `xml`, written from its template into the
+    /// test's directory.
+    fn sipp_written(&self, scenario: &str, xml: &str) -> Sipp {
         let n = self.runs.get() + 1;
-        let path = self.dir.path().join(format!("agent-phone-{n}.xml"));
+        let path = self.dir.path().join(format!("{scenario}-{n}.xml"));
         std::fs::write(&path, xml).unwrap();
-        let mut sipp = self.sipp("agent_phone");
+        let mut sipp = self.sipp(scenario);
         sipp.scenario = path.display().to_string();
         sipp
     }

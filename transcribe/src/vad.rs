@@ -194,26 +194,30 @@ fn steady_frames(samples: &[f32], levels: &[f32], config: &VadConfig) -> Vec<boo
     let mut input = fft.make_input_vec();
     let mut output = fft.make_output_vec();
     let mut scratch = fft.make_scratch_vec();
+    // Spectra of this frame and the one before; empty when that frame was quiet (not analysed:
+    // most of a channel is silence).
+    let mut current: Vec<f32> = Vec::new();
     let mut previous: Vec<f32> = Vec::new();
-    let mut still = Vec::new();
-    for chunk in samples.chunks(frame) {
-        input.fill(0.0);
-        for ((x, &v), w) in input.iter_mut().zip(chunk).zip(&window) {
-            *x = if v.is_finite() { v * w } else { 0.0 };
+    let mut still = Vec::with_capacity(levels.len());
+    for (chunk, &level) in samples.chunks(frame).zip(levels) {
+        std::mem::swap(&mut current, &mut previous);
+        current.clear();
+        if level > config.min_level_dbfs {
+            input.fill(0.0);
+            for ((x, &v), w) in input.iter_mut().zip(chunk).zip(&window) {
+                *x = if v.is_finite() { v * w } else { 0.0 };
+            }
+            if fft
+                .process_with_scratch(&mut input, &mut output, &mut scratch)
+                .is_ok()
+            {
+                current.extend(output.iter().map(|c| c.norm()));
+            }
         }
-        let magnitudes = match fft.process_with_scratch(&mut input, &mut output, &mut scratch) {
-            Ok(()) => output.iter().map(|c| c.norm()).collect(),
-            Err(_) => Vec::new(),
-        };
-        let i = still.len();
-        let loud = |k: usize| levels.get(k).is_some_and(|&l| l > config.min_level_dbfs);
-        still.push(
-            i > 0 && loud(i) && loud(i - 1) && cosine(&previous, &magnitudes) > TONE_SIMILARITY,
-        );
-        previous = magnitudes;
+        still.push(cosine(&previous, &current) > TONE_SIMILARITY);
     }
     // A frame is steady when it matches the one before; a run of k such frames spans k + 1.
-    // (`still[0]` is false: there is no frame before it.)
+    // (`still[0]` is false: there is no frame before it; `cosine` of an empty spectrum is 0.)
     let min_frames = config.frames(config.min_tone_ms).max(2);
     let mut tone = vec![false; still.len()];
     let mut i = 0;
